@@ -1,0 +1,167 @@
+"""The ``kb`` command line: a thin click layer over kb's library functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+
+import click
+
+from . import config
+from .articles import sample_root
+
+INDEX_OPTION = click.option(
+    "--index",
+    "index_dir",
+    envvar="KB_INDEX",
+    default=config.DEFAULT_INDEX,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Index directory (also from the KB_INDEX environment variable).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kb")
+def cli():
+    """kb: a searchable knowledge base of support troubleshooting articles."""
+
+
+@cli.command("index")
+@click.argument("articles_dir", required=False, type=click.Path())
+@INDEX_OPTION
+@click.option("--full", is_flag=True, help="Rebuild from scratch instead of updating what changed.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Parser processes (default: CPU count).")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+def index_cmd(articles_dir, index_dir, full, workers, as_json):
+    """Index the articles under ARTICLES_DIR (default: the bundled sample knowledge base).
+
+    Only added, changed and deleted articles are touched unless --full is given.
+
+    Example: kb index ./selfhelp --index ./index
+    """
+    from .index import BuildLocked, build
+
+    if articles_dir is None:
+        articles_dir = str(sample_root())
+        click.echo(f"Indexing the bundled sample knowledge base ({articles_dir})", err=True)
+    if not os.path.isdir(articles_dir):
+        raise click.ClickException(f"ARTICLES_DIR {articles_dir!r} is not a directory")
+    if not os.access(articles_dir, os.R_OK | os.X_OK):
+        raise click.ClickException(f"ARTICLES_DIR {articles_dir!r} is not readable")
+
+    interactive = sys.stderr.isatty() and not as_json
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="Indexing", file=sys.stderr, show_pos=True)
+            bar.__enter__()
+        bar.update(1)
+
+    try:
+        report = build(articles_dir, index_dir, full=full, workers=workers,
+                       progress=progress if interactive else None)
+    except BuildLocked as exc:
+        raise click.ClickException(f"{exc}; try again when it has finished") from None
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    _print_report(report, index_dir)
+
+
+def _print_report(report, index_dir: str) -> None:
+    mode = {"full": "full build", "incremental": "incremental update", "unchanged": "nothing changed"}[report.mode]
+    click.echo(f"{mode}: {report.indexed} articles indexed from {report.files} files "
+               f"in {report.seconds:.1f} s -> {index_dir} ({report.generation})")
+    if report.mode != "full":
+        click.echo(f"  added {report.added}, changed {report.changed}, deleted {report.deleted}, "
+                   f"unchanged {report.unchanged}")
+    if report.warnings:
+        click.echo("  warnings: " + ", ".join(f"{k} {v}" for k, v in sorted(report.warnings.items())))
+    if report.skipped:
+        reasons = Counter(s.reason for s in report.skipped)
+        click.echo(f"  skipped {len(report.skipped)} files: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+        for s in report.skipped:
+            click.echo(f"    {s.path}: {s.reason}" + (f" ({s.detail})" if s.detail else ""))
+
+
+def _engine(index_dir: str):
+    from .search import IndexMissing, SearchEngine
+
+    engine = SearchEngine(index_dir)
+    try:
+        engine.generation()
+    except IndexMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    return engine
+
+
+@cli.command("search")
+@click.argument("query")
+@click.option("--service", "services", multiple=True, help="Only this service (repeatable: OR).")
+@click.option("--tag", "tags", multiple=True, help="Only this resource tag (repeatable: OR).")
+@click.option("--limit", type=click.IntRange(1, config.MAX_PER_PAGE), default=10, show_default=True)
+@click.option("--page", type=click.IntRange(1, config.MAX_PAGE), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /api/search.")
+@INDEX_OPTION
+def search_cmd(query, services, tags, limit, page, as_json, index_dir):
+    """Search the index for QUERY, a customer's symptom or an error code.
+
+    Example: kb search "vm stuck on starting windows" --service microsoft.compute
+    """
+    from .query import MAX_QUERY_CHARS
+
+    if len(query) > MAX_QUERY_CHARS:
+        raise click.BadParameter(f"must be at most {MAX_QUERY_CHARS} characters", param_hint="QUERY")
+    result = _engine(index_dir).search(query, services=services, tags=tags, page=page, per_page=limit)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{result['total']} results ({result['took_ms']:.1f} ms)")
+    if result.get("suggestion"):
+        click.echo(f"Did you mean: {result['suggestion']}")
+    first = (page - 1) * limit
+    for n, r in enumerate(result["results"], first + 1):
+        tags_txt = ", ".join(r["tags"])
+        click.echo(f"{n:3}. {click.style(r['title'], bold=True)}  [{r['service'] or '-'}{'; ' + tags_txt if tags_txt else ''}]")
+        click.echo(f"     {r['id']}")
+        summary = r["info"] or r["description"]
+        if summary:
+            click.echo(f"     {summary[:160]}")
+
+
+@cli.command("show")
+@click.argument("article_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /api/articles/ID.")
+@INDEX_OPTION
+def show_cmd(article_id, as_json, index_dir):
+    """Show one article by its id (as printed by kb search).
+
+    Example: kb show articles~microsoft.storage~storage-403
+    """
+    article = _engine(index_dir).article(article_id)
+    if article is None:
+        raise click.ClickException(f"no article with id {article_id!r}")
+    if as_json:
+        click.echo(json.dumps(article, indent=2, ensure_ascii=False))
+        return
+    click.echo(click.style(article["title"], bold=True))
+    click.echo(f"{article['path']}  service={article['service'] or '-'}  tags={', '.join(article['tags']) or '-'}")
+    for label, key in (("Info", "info"), ("Description", "description"), ("Issue", "issue")):
+        if article.get(key):
+            click.echo(f"\n{label}: {article[key]}")
+    if article["steps"]:
+        click.echo("\nRecommended steps:")
+        for n, step in enumerate(article["steps"], 1):
+            click.echo(f"  {n}. {step}")
+    if article["documents"]:
+        click.echo("\nRecommended documents:")
+        for d in article["documents"]:
+            click.echo(f"  - {d['title']}: {d['url']}")

@@ -1,0 +1,25 @@
+"""Settings: one table of (name, default, help); the app factory and the CLI read it."""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_INDEX = "index"
+MAX_PER_PAGE = 100
+MAX_PAGE = 1000
+
+#: name -> (default, help).  ``create_app(config)`` overrides any of them.
+SETTINGS: dict[str, tuple[object, str]] = {
+    "KB_INDEX": (DEFAULT_INDEX, "Index directory to serve."),
+    "KB_PER_PAGE": (10, "Results per page when the request does not say."),
+    "KB_MAX_PER_PAGE": (MAX_PER_PAGE, "Largest per_page a request may ask for."),
+    "KB_MAX_PAGE": (MAX_PAGE, "Largest page number a request may ask for."),
+}
+
+
+def defaults() -> dict:
+    """The default settings, with KB_INDEX taken from the environment when set."""
+    values = {name: default for name, (default, _help) in SETTINGS.items()}
+    if os.environ.get("KB_INDEX"):
+        values["KB_INDEX"] = os.environ["KB_INDEX"]
+    return values

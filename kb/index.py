@@ -1,0 +1,376 @@
+"""The Whoosh index: schema, atomic generations, full and incremental builds.
+
+Layout of an index directory::
+
+    index/
+      CURRENT              name of the generation being served (replaced atomically)
+      .build.lock          held (flock) by the one build that may run at a time
+      gen-<time>-<rand>/   one complete Whoosh index per generation, plus manifest.json
+
+A build writes a new generation next to the served one and, only when it has committed,
+points ``CURRENT`` at it with an atomic rename.  A reader therefore never sees a half-built
+index, and a build that fails or is killed leaves the served generation untouched.  Readers
+hold a shared ``flock`` on ``<generation>/.lease`` while they use it; a generation is deleted
+only when its lease can be taken exclusively, that is, when nothing reads it any more.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
+
+from .analysis import text_analyzer
+from .articles import Skipped, discover, load_all
+from .parse import Article
+
+CURRENT = "CURRENT"
+LOCK = ".build.lock"
+LEASE = ".lease"
+MANIFEST = "manifest.json"
+#: Bumped when the schema or analysis changes, so an incremental build knows to start afresh.
+FORMAT = 1
+
+#: Characters of body text kept for result snippets; bounds highlighting work per hit.
+SNIPPET_SOURCE_CHARS = 6000
+
+#: Field weights for BM25F.  The title says what an article is about; info-bubble text and
+#: description are short human summaries; steps and body are long and noisy.
+FIELD_BOOSTS = {
+    "title": 4.0,
+    "info": 2.0,
+    "description": 2.0,
+    "issue": 1.2,
+    "steps": 0.8,
+    "body": 1.0,
+}
+TEXT_FIELDS = tuple(FIELD_BOOSTS)
+
+
+def make_schema() -> Schema:
+    """The documented schema of a kb index (see README, "Index schema")."""
+    ana = text_analyzer()
+    return Schema(
+        # identity
+        id=ID(stored=True, unique=True),
+        path=ID(stored=True),
+        articleid=ID(stored=True),
+        # full text, BM25F-weighted
+        title=TEXT(analyzer=ana, stored=True, field_boost=FIELD_BOOSTS["title"]),
+        info=TEXT(analyzer=ana, stored=True, field_boost=FIELD_BOOSTS["info"]),
+        description=TEXT(analyzer=ana, stored=True, field_boost=FIELD_BOOSTS["description"]),
+        issue=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["issue"]),
+        steps=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["steps"]),
+        body=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["body"]),
+        # facets and filters (lower-cased values)
+        service=ID(stored=True),
+        tag=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
+        resource=ID(stored=True),
+        cloud=KEYWORD(commas=True, lowercase=True),
+        type=ID(stored=True),
+        # for results and article pages, so serving never rereads source files
+        snippet_source=STORED,
+        article=STORED,
+        hash=STORED,
+    )
+
+
+def article_document(a: Article) -> dict:
+    """The Whoosh document of one article."""
+    snippet_source = "\n".join(x for x in (a.issue, a.body) if x)[:SNIPPET_SOURCE_CHARS]
+    return {
+        "id": a.id,
+        "path": a.path,
+        "articleid": a.article_id.lower(),
+        "title": a.title,
+        "info": a.info,
+        "description": a.description,
+        "issue": a.issue,
+        "steps": "\n".join(a.steps),
+        "body": a.body,
+        "service": a.service,
+        "tag": ",".join(a.tags),
+        "resource": a.resource.lower(),
+        "cloud": ",".join(a.clouds),
+        "type": a.type.lower(),
+        "snippet_source": snippet_source,
+        "article": json.dumps(a.to_dict(), ensure_ascii=False),
+        "hash": a.hash,
+    }
+
+
+class BuildLocked(Exception):
+    """Another ``kb index`` holds the build lock of this index directory."""
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the CLI summary and ``manifest.json``."""
+
+    generation: str = ""
+    mode: str = "full"  # "full" | "incremental" | "unchanged"
+    files: int = 0
+    indexed: int = 0
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "generation": self.generation,
+            "mode": self.mode,
+            "files": self.files,
+            "indexed": self.indexed,
+            "added": self.added,
+            "changed": self.changed,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "skipped": [{"path": s.path, "reason": s.reason, "detail": s.detail} for s in self.skipped],
+            "warnings": dict(sorted(self.warnings.items())),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+Progress = Callable[[int, int], None]
+
+
+def file_hash(path: Path) -> str | None:
+    """Content hash of a source file (None when it cannot be read)."""
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def current_generation(index_dir: str | os.PathLike) -> Path | None:
+    """The generation directory being served, or None when no build has completed."""
+    index_dir = Path(index_dir)
+    try:
+        name = (index_dir / CURRENT).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    gen = index_dir / name
+    if not name or "/" in name or not (gen / MANIFEST).exists():
+        return None
+    return gen
+
+
+def read_manifest(gen: Path) -> dict:
+    return json.loads((gen / MANIFEST).read_text())
+
+
+class _BuildLock:
+    def __init__(self, index_dir: Path):
+        self.path = index_dir / LOCK
+        self.fd: int | None = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self.fd)
+            self.fd = None
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise BuildLocked(f"another kb index is already building {self.path.parent}") from None
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+
+
+def _new_generation(index_dir: Path) -> Path:
+    name = time.strftime("gen-%Y%m%dT%H%M%S-", time.gmtime()) + secrets.token_hex(3)
+    gen = index_dir / name
+    gen.mkdir()
+    (gen / LEASE).touch()
+    return gen
+
+
+def _switch(index_dir: Path, gen: Path) -> None:
+    """Point CURRENT at ``gen`` atomically (write a temporary file, fsync, rename)."""
+    tmp = index_dir / f".{CURRENT}.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(gen.name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, index_dir / CURRENT)
+    dfd = os.open(index_dir, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def collect_garbage(index_dir: str | os.PathLike) -> list[str]:
+    """Remove generations that are neither current nor read by anyone (their lease is free)."""
+    index_dir = Path(index_dir)
+    cur = current_generation(index_dir)
+    removed: list[str] = []
+    for gen in sorted(index_dir.glob("gen-*")):
+        if cur is not None and gen.name == cur.name or not gen.is_dir():
+            continue
+        lease = gen / LEASE
+        try:
+            fd = os.open(lease, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a reader still has it open
+        try:
+            shutil.rmtree(gen, ignore_errors=True)
+            removed.append(gen.name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _write_all(writer, articles: Iterable[Article | Skipped], report: BuildReport, hashes: dict[str, str],
+               total: int, progress: Progress | None) -> None:
+    done = 0
+    seen_ids: set[str] = set()
+    for item in articles:
+        done += 1
+        if not isinstance(item, Skipped) and item.id in seen_ids:
+            item = Skipped(item.path, "duplicate-id", f"id {item.id!r} is taken by another file", item.hash)
+        if isinstance(item, Skipped):
+            report.skipped.append(item)
+            hashes[item.path] = item.hash
+        else:
+            report.warnings.update(item.warnings)
+            writer.add_document(**article_document(item))
+            seen_ids.add(item.id)
+            hashes[item.path] = item.hash
+            report.indexed += 1
+        if progress is not None:
+            progress(done, total)
+
+
+def build(
+    articles_dir: str | os.PathLike,
+    index_dir: str | os.PathLike,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> BuildReport:
+    """Index every article under ``articles_dir`` into a new generation of ``index_dir``.
+
+    Unless ``full`` is set, an existing generation built from the same directory with the same
+    format is reused: only added, changed (by content hash) and deleted files are touched.
+    Raises :class:`BuildLocked` when another build is running.
+    """
+    started = time.perf_counter()
+    articles_dir = Path(articles_dir).resolve()
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    report = BuildReport()
+    with _BuildLock(index_dir):
+        paths = discover(articles_dir)
+        report.files = len(paths)
+        prev = current_generation(index_dir)
+        prev_manifest = read_manifest(prev) if prev is not None else None
+        incremental = (
+            not full
+            and prev_manifest is not None
+            and prev_manifest.get("format") == FORMAT
+            and prev_manifest.get("source") == str(articles_dir)
+        )
+        gen = _new_generation(index_dir)
+        try:
+            if incremental:
+                hashes = _build_incremental(articles_dir, prev, prev_manifest, gen, paths, report, progress, workers)
+            else:
+                hashes: dict[str, str] = {}
+                ix = whoosh_index.create_in(str(gen), make_schema())
+                writer = ix.writer(limitmb=256)
+                try:
+                    _write_all(writer, load_all(articles_dir, paths, workers), report, hashes, len(paths), progress)
+                except BaseException:
+                    writer.cancel()
+                    raise
+                writer.commit()
+                report.added = report.indexed
+            report.generation = gen.name
+            report.seconds = time.perf_counter() - started
+            manifest = {
+                "format": FORMAT,
+                "source": str(articles_dir),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "report": report.to_dict(),
+                "hashes": hashes,
+                "skipped": {s.path: [s.reason, s.detail] for s in report.skipped},
+            }
+            (gen / MANIFEST).write_text(json.dumps(manifest))
+            _switch(index_dir, gen)
+        except BaseException:
+            shutil.rmtree(gen, ignore_errors=True)
+            raise
+        collect_garbage(index_dir)
+    return report
+
+
+def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen: Path, paths: list[str],
+                       report: BuildReport, progress: Progress | None, workers: int | None) -> dict[str, str]:
+    """Copy the previous generation and apply only the differences to it; returns path -> hash.
+
+    The copy is made of hard links: Whoosh never rewrites a segment file once written (a commit
+    writes new segments and a new TOC), so both generations can share them safely.
+    """
+    for f in prev.iterdir():
+        if f.is_file() and f.name not in (MANIFEST, LEASE) and not f.name.endswith(".lock"):
+            os.link(f, gen / f.name)
+    old_hashes: dict[str, str] = prev_manifest.get("hashes", {})
+    old_skipped: dict[str, list[str]] = prev_manifest.get("skipped", {})
+    hashes: dict[str, str] = {}
+    todo: list[str] = []
+    for p in paths:
+        h = file_hash(articles_dir / p)
+        if h is not None and old_hashes.get(p) == h:
+            hashes[p] = h
+            if p in old_skipped:
+                report.skipped.append(Skipped(p, *old_skipped[p]))
+            else:
+                report.unchanged += 1
+        else:
+            todo.append(p)
+    current = set(paths)
+    gone = [p for p in old_hashes if p not in current]
+    ix = whoosh_index.open_dir(str(gen))
+    writer = ix.writer(limitmb=128)
+    try:
+        # a changed file is deleted and re-added; one that no longer parses just leaves search
+        for p in [*gone, *(p for p in todo if p in old_hashes)]:
+            writer.delete_by_term("path", p)
+        _write_all(writer, load_all(articles_dir, todo, workers), report, hashes, len(todo), progress)
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit()
+    report.deleted = sum(1 for p in gone if p not in old_skipped)
+    report.changed = sum(1 for p in todo if p in old_hashes)
+    report.added = len(todo) - report.changed
+    report.indexed += report.unchanged
+    report.mode = "incremental" if (todo or gone) else "unchanged"
+    return hashes
