@@ -94,3 +94,8 @@ def text_analyzer():
         | LowercaseFilter()
         | StemFilter(cachesize=100_000)
     )
+
+
+def spelling_analyzer():
+    """Plain lower-case words, unstemmed: the vocabulary that "Did you mean" draws from."""
+    return RegexTokenizer(r"[^\W\d_]{3,}") | LowercaseFilter()

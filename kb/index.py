@@ -32,7 +32,7 @@ from pathlib import Path
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
 
-from .analysis import text_analyzer
+from .analysis import spelling_analyzer, text_analyzer
 from .articles import Skipped, discover, load_all
 from .parse import Article
 
@@ -41,7 +41,7 @@ LOCK = ".build.lock"
 LEASE = ".lease"
 MANIFEST = "manifest.json"
 #: Bumped when the schema or analysis changes, so an incremental build knows to start afresh.
-FORMAT = 1
+FORMAT = 3
 
 #: Characters of body text kept for result snippets; bounds highlighting work per hit.
 SNIPPET_SOURCE_CHARS = 6000
@@ -74,6 +74,8 @@ def make_schema() -> Schema:
         issue=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["issue"]),
         steps=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["steps"]),
         body=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["body"]),
+        # unstemmed words of the short fields: the vocabulary typo corrections are drawn from
+        spell=TEXT(analyzer=spelling_analyzer(), phrase=False),
         # facets and filters (lower-cased values)
         service=ID(stored=True),
         tag=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
@@ -84,6 +86,8 @@ def make_schema() -> Schema:
         snippet_source=STORED,
         article=STORED,
         hash=STORED,
+        # copies of one article (same title and text, e.g. one per cloud) share this key
+        dupkey=STORED,
     )
 
 
@@ -108,6 +112,8 @@ def article_document(a: Article) -> dict:
         "snippet_source": snippet_source,
         "article": json.dumps(a.to_dict(), ensure_ascii=False),
         "hash": a.hash,
+        "spell": "\n".join((a.title, a.info, a.description, a.issue)),
+        "dupkey": hashlib.sha1("\x00".join((a.title, a.body, *a.steps)).lower().encode("utf-8")).hexdigest()[:16],
     }
 
 

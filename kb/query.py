@@ -1,69 +1,223 @@
 """From what an agent typed to a Whoosh query.
 
-Plain words are searched with OR semantics and coordination (articles matching more of the words
-rank first; an extra word never empties the results).  Power users keep Whoosh's syntax:
-``field:value``, ``"exact phrase"``, ``-exclude``, ``OR``.  Broken syntax (``title:(``, a lone
-``AND``, unbalanced quotes) is searched as well as possible and never raises.
+Plain words (the common case: "vm stuck on starting windows") are searched with OR semantics and
+coordination: every word may match in any text field (the best field counts, see
+``FIELD_BOOSTS``), articles matching more of the words rank first, and an extra word never
+empties the results.  On top of that:
+
+* words found together as a phrase (in the title, description or body) earn a boost;
+* abbreviations and synonyms from the synonyms file (``kb/synonyms.txt``) are added as
+  alternatives ("bsod" also finds "blue screen");
+* a word that is in no article is treated as a typo: it is replaced by the closest words of the
+  index's vocabulary, and the corrected query is offered as a suggestion ("Did you mean …").
+
+Power users keep Whoosh's syntax: ``field:value``, ``"exact phrase"``, ``-exclude``, ``OR``.
+Broken syntax (``title:(``, a lone ``AND``, unbalanced quotes) is searched as well as possible
+and never raises.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 from whoosh import qparser
 from whoosh import query as wq
+from whoosh.util.text import utf8decode
 
-from .index import TEXT_FIELDS
+from .analysis import STOPWORDS, text_analyzer
+from .scoring import Alternative, Word
+from .synonyms import Synonyms
 
-#: Queries longer than this are refused by the web API (and cut by the CLI).
+#: Queries longer than this are refused by the web API (and cut elsewhere).
 MAX_QUERY_CHARS = 500
+#: Words of a plain query beyond this are ignored: symptoms are short, and each word costs.
+MAX_WORDS = 16
 
-#: Field names a user may write before a colon, mapped to schema fields.
-FIELD_ALIASES = {
-    "title": ["title"], "info": ["info"], "description": ["description"], "issue": ["issue"],
-    "steps": ["steps"], "body": ["body"], "service": ["service"], "tag": ["tag"], "tags": ["tag"],
-    "resource": ["resource"], "cloud": ["cloud"], "type": ["type"], "articleid": ["articleid"],
-    "path": ["path"], "id": ["id"],
-}
+#: Weights of the text fields at query time (the best field of each word counts, plus a share
+#: of the others).  Titles are written to be found; info-bubble text and descriptions are short
+#: summaries; steps and body are long and mention many things in passing.
+FIELD_WEIGHTS = {"title": 3.0, "info": 1.6, "description": 1.6, "issue": 1.0, "steps": 0.35, "body": 0.5}
+COORDINATION = 0.9
+SYNONYM_WEIGHT = 0.8
+FUZZY_WEIGHT = 0.7
+#: A code's parts, all matched, are nearly as good as the code itself.
+PARTS_WEIGHT = 0.9
+
+# Anything that only makes sense as Whoosh syntax sends the query through Whoosh's parser.
+SYNTAX_RE = re.compile(r"""(\w+:)|["()*?~^]|(^|\s)[-+]\w|\b(OR|AND|NOT)\b""")
+
+_analyzer = text_analyzer()
+_WORD_RE = re.compile(r"\w+(?:[.\-/:']\w+)*")
 
 
 @dataclass
 class Parsed:
-    query: wq.Query | None
+    """A parsed query: ``words`` for plain text (ranked by :mod:`kb.scoring`), or a Whoosh
+    ``query`` for power-user syntax; neither for an empty query (browse everything)."""
+
+    query: wq.Query | None = None
+    words: list[Word] | None = None
     suggestion: str | None = None
+    corrections: dict[str, str] = field(default_factory=dict)
 
     def highlight_terms(self) -> frozenset[str]:
-        if self.query is None:
-            return frozenset()
-        terms = set()
-        for fieldname, text in self.query.iter_all_terms():
-            if fieldname in TEXT_FIELDS:
-                terms.add(text.decode("utf-8") if isinstance(text, bytes) else text)
+        terms: set[str] = set()
+        if self.words is not None:
+            for w in self.words:
+                for alt in w.alternatives:
+                    for position in alt.positions:
+                        terms.update(position)
+        elif self.query is not None:
+            for fieldname, text in self.query.iter_all_terms():
+                if fieldname in FIELD_WEIGHTS:
+                    terms.add(utf8decode(text)[0] if isinstance(text, bytes) else text)
         return frozenset(terms)
 
+    def phrase_pairs(self) -> list[tuple[str, str]]:
+        """Consecutive typed words (their first terms) that earn a bonus when found side by side."""
+        if not self.words:
+            return []
+        firsts = [w.alternatives[0].positions[0][0] for w in self.words if w.alternatives]
+        return list(zip(firsts, firsts[1:]))
 
-def _parser(schema) -> qparser.QueryParser:
-    p = qparser.MultifieldParser(list(TEXT_FIELDS), schema, group=qparser.OrGroup.factory(0.9))
-    # Ranges and plain wildcards over free text expand to huge term lists; agents don't need them.
-    p.remove_plugin_class(qparser.RangePlugin)
-    p.remove_plugin_class(qparser.GtLtPlugin)
-    return p
+
+def analyze(text: str) -> list[list[str]]:
+    """Analyzed terms of ``text`` grouped by position: ``[["0xc000021a", "c000021a"], ["error"]]``."""
+    groups: dict[int, list[str]] = {}
+    for t in _analyzer(text, positions=True):
+        groups.setdefault(t.pos, [])
+        if t.text not in groups[t.pos]:
+            groups[t.pos].append(t.text)
+    return [groups[p] for p in sorted(groups)]
 
 
-def parse(text: str, searcher) -> Parsed:
-    """Parse ``text`` against the searcher's schema; an empty query means "browse everything"."""
-    text = (text or "")[:MAX_QUERY_CHARS].strip()
-    if not text:
-        return Parsed(None)
-    parser = _parser(searcher.schema)
-    try:
-        q = parser.parse(text)
-    except Exception:  # noqa: BLE001 - syntax errors degrade to plain words
-        q = None
-    if q is None or q is wq.NullQuery:
-        words = "".join(c if c.isalnum() else " " for c in text)
+def code_alternatives(positions: list[list[str]]) -> list[Alternative]:
+    """A typed token as itself and, for codes, as all of its parts together.
+
+    ``CRITICAL_PROCESS_DIED`` finds articles with the whole code, and articles that write
+    "critical process died"; ``0xC000021A`` also finds ``C000021A``.
+    """
+    alts = [Alternative([g[:1] for g in positions])]
+    parts = [t for g in positions for t in g[1:]]
+    if parts:
+        alts.append(Alternative([[t] for t in parts], PARTS_WEIGHT))
+    return alts
+
+
+class QueryBuilder:
+    """Builds queries against one index generation (its vocabulary decides what is a typo)."""
+
+    def __init__(self, searcher, synonyms: Synonyms | None = None):
+        self.searcher = searcher
+        self.reader = searcher.reader()
+        self.synonyms = synonyms or Synonyms()
+        self._parser = qparser.MultifieldParser(
+            list(FIELD_WEIGHTS), searcher.schema, fieldboosts=FIELD_WEIGHTS,
+            group=qparser.OrGroup.factory(COORDINATION),
+        )
+        # Ranges over free text expand to huge term lists; agents don't need them.
+        self._parser.remove_plugin_class(qparser.RangePlugin)
+        self._parser.remove_plugin_class(qparser.GtLtPlugin)
+        self._parser.add_plugin(qparser.FieldAliasPlugin({"tag": ["tags"], "articleid": ["articleId"]}))
+        self._spell: dict[str, list[tuple[str, int]]] | None = None
+
+    # -- vocabulary --------------------------------------------------------------------------
+
+    def known(self, term: str) -> bool:
+        """Is the analyzed ``term`` in any text field of the index?"""
+        return any(self.reader.doc_frequency(f, term) for f in ("title", "body", "description", "info", "steps"))
+
+    def _spelling(self) -> dict[str, list[tuple[str, int]]]:
+        """Words of the ``spell`` field (unstemmed) bucketed by first letter, with doc counts."""
+        if self._spell is None:
+            buckets: dict[str, list[tuple[str, int]]] = {}
+            if "spell" in self.reader.indexed_field_names():
+                for btext, info in self.reader.iter_field("spell"):
+                    word = utf8decode(btext)[0] if isinstance(btext, bytes) else btext
+                    if info.doc_frequency() >= 2 and word.isalpha():
+                        buckets.setdefault(word[0], []).append((word, info.doc_frequency()))
+            self._spell = buckets
+        return self._spell
+
+    @lru_cache(maxsize=4096)
+    def correct(self, word: str) -> str | None:
+        """The most frequent vocabulary word within 1 (short words) or 2 edits of ``word``."""
+        from whoosh.support.levenshtein import damerau_levenshtein as distance
+
+        word = word.lower()
+        if len(word) < 4 or not word.isalpha():
+            return None
+        maxdist = 1 if len(word) < 7 else 2
+        best: tuple[int, int, str] | None = None
+        for cand, df in self._spelling().get(word[0], ()):
+            if abs(len(cand) - len(word)) > maxdist or cand == word:
+                continue
+            d = distance(word, cand, limit=maxdist)
+            if d <= maxdist:
+                key = (d, -df, cand)
+                if best is None or key < best:
+                    best = key
+        return best[2] if best else None
+
+    # -- parsing -----------------------------------------------------------------------------
+
+    def parse(self, text: str) -> Parsed:
+        """Parse what the user typed; an empty query means "browse everything"."""
+        text = (text or "")[:MAX_QUERY_CHARS].strip()
+        if not text:
+            return Parsed()
+        if SYNTAX_RE.search(text):
+            q = self._syntax(text)
+            if q is not None:
+                return Parsed(query=q)
+            text = " ".join(_WORD_RE.findall(text))
+        return self._plain(text)
+
+    def _syntax(self, text: str) -> wq.Query | None:
         try:
-            q = parser.parse(words)
-        except Exception:  # noqa: BLE001
-            return Parsed(wq.NullQuery)
-    return Parsed(q)
+            q = self._parser.parse(text)
+        except Exception:  # noqa: BLE001 - broken syntax degrades to plain words
+            return None
+        if q is None or q is wq.NullQuery or not list(q.iter_all_terms()) and not isinstance(q, wq.Every):
+            return None
+        return q
+
+    def _plain(self, text: str) -> Parsed:
+        """Plain words: each typed word, its typo correction and its synonyms as alternatives."""
+        typed = _WORD_RE.findall(text)
+        # synonyms are matched on everything typed, stop words included ("out of space")
+        lowered = [w.lower() for w in typed]
+        words: list[Word] = []
+        corrections: dict[str, str] = {}
+        for i, word in enumerate(typed):
+            if lowered[i] in STOPWORDS:
+                continue
+            if len(words) >= MAX_WORDS:
+                break
+            positions = analyze(word)
+            if not positions:
+                continue
+            alternatives: list[Alternative] = []
+            if any(self.known(t) for g in positions for t in g):
+                alternatives.extend(code_alternatives(positions))
+            else:
+                fixed = self.correct(word)
+                if fixed:
+                    corrections[word] = fixed
+                    fixed_positions = analyze(fixed)
+                    if fixed_positions:
+                        alternatives.append(Alternative(fixed_positions, FUZZY_WEIGHT))
+            for expansion in self.synonyms.expand(lowered, i):
+                exp_positions = analyze(expansion)
+                if exp_positions:
+                    alternatives.append(Alternative([g[:1] for g in exp_positions], SYNONYM_WEIGHT))
+            if not alternatives:
+                # unknown everywhere: still a typed word that the results don't match
+                alternatives.append(Alternative(positions))
+            words.append(Word(word, alternatives))
+        suggestion = None
+        if corrections:
+            suggestion = " ".join(corrections.get(w, w) for w in typed)
+        return Parsed(words=words, suggestion=suggestion, corrections=corrections)

@@ -4,10 +4,10 @@
 is the JSON API's (see ``kb/openapi.py``).  Nothing outside this module knows it is Whoosh, so
 another engine could serve the same API by providing these methods.
 
-Per index generation it keeps one open searcher and, for each facet value, a bitmask of the
-documents carrying it (Python ints), so facet counts are an AND and a popcount per value instead
-of a pass over every hit.  It watches ``CURRENT`` and moves to a new generation on the next
-request after a build switches it, without a restart.
+Per index generation it keeps one open searcher, the BM25F statistics of :mod:`kb.scoring`, and
+facet ordinals as arrays (service per document; (document, tag) pairs), so facet counts are one
+``bincount`` over the matched documents.  It watches ``CURRENT`` and moves to a new generation on
+the next request after a build switches it, without a restart.
 """
 
 from __future__ import annotations
@@ -15,62 +15,82 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from markupsafe import escape
 from whoosh import highlight
 from whoosh import index as whoosh_index
-from whoosh.query import Query
 
-from . import query as kbquery
 from .index import CURRENT, LEASE, current_generation, read_manifest
+from .query import FIELD_WEIGHTS, Parsed, QueryBuilder, analyze
+from .scoring import FieldStats, score_words
+from .synonyms import Synonyms
 
 FACETS = ("service", "tag")
 #: Facet values listed per facet (selected values are always listed).
 FACET_LIMIT = 30
 SNIPPET_CHARS = 240
+#: The best this many candidates are re-ranked with the phrase/proximity bonus.
+RERANK = 60
+#: Bonus per pair of consecutive query words found next to each other in a short field.
+PHRASE_BONUS = {"title": 0.25, "info": 0.12, "description": 0.12}
+#: Bonus for the share of typed words that the short fields contain.
+COVERAGE_BONUS = 1.5
 
 
 class IndexMissing(Exception):
     """No completed index exists in the index directory."""
 
 
-def _mask(ids) -> int:
-    """A bitmask (Python int) with the bits of ``ids`` set."""
-    ids = list(ids)
-    if not ids:
-        return 0
-    buf = bytearray(max(ids) // 8 + 1)
-    for i in ids:
-        buf[i >> 3] |= 1 << (i & 7)
-    return int.from_bytes(buf, "little")
+class Facet:
+    """One facet's values as ordinals: ``docs[i]`` carries value ``values[ords[i]]``."""
 
+    def __init__(self, reader, name: str, n: int):
+        self.values: list[str] = []
+        docs: list[np.ndarray] = []
+        ords: list[np.ndarray] = []
+        if name in reader.indexed_field_names():
+            for term in reader.lexicon(name):
+                value = term.decode("utf-8") if isinstance(term, bytes) else term
+                ids = np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64)
+                docs.append(ids)
+                ords.append(np.full(ids.size, len(self.values), dtype=np.int64))
+                self.values.append(value)
+        self.index = {v: i for i, v in enumerate(self.values)}
+        self.docs = np.concatenate(docs) if docs else np.empty(0, np.int64)
+        self.ords = np.concatenate(ords) if ords else np.empty(0, np.int64)
+        self.n = n
 
-def _bits(mask: int, skip: int = 0, limit: int | None = None) -> list[int]:
-    """Document numbers of the set bits of ``mask``, in order, after skipping ``skip`` of them."""
-    out: list[int] = []
-    data = mask.to_bytes((mask.bit_length() + 7) // 8, "little")
-    seen = 0
-    for byte_no, byte in enumerate(data):
-        if not byte:
-            continue
-        base = byte_no * 8
-        for bit in range(8):
-            if byte >> bit & 1:
-                if seen >= skip:
-                    out.append(base + bit)
-                    if limit is not None and len(out) >= limit:
-                        return out
-                seen += 1
-    return out
+    def selection(self, values: list[str]) -> np.ndarray | None:
+        """Documents carrying any of ``values`` (None when nothing is selected)."""
+        if not values:
+            return None
+        wanted = [self.index[v] for v in values if v in self.index]
+        mask = np.zeros(self.n, dtype=bool)
+        if wanted:
+            mask[self.docs[np.isin(self.ords, wanted)]] = True
+        return mask
+
+    def counts(self, base: np.ndarray, selected: list[str]) -> list[dict]:
+        """Value counts among the ``base`` documents, largest first, selected values always listed."""
+        counts = np.bincount(self.ords[base[self.docs]], minlength=len(self.values))
+        order = np.lexsort((np.arange(len(self.values)), -counts))
+        listed = [(self.values[i], int(counts[i])) for i in order[:FACET_LIMIT] if counts[i] > 0]
+        names = {v for v, _ in listed}
+        for v in selected:
+            if v not in names:
+                listed.append((v, int(counts[self.index[v]]) if v in self.index else 0))
+        return [{"value": v, "count": c, "selected": v in selected} for v, c in listed]
 
 
 class Generation:
-    """One open index generation: its searcher, facet bitmasks and a reader's lease."""
+    """One open index generation: searcher, scoring statistics, facets and a reader's lease."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, synonyms: Synonyms):
         self.path = path
         self.name = path.name
         # A shared lease tells builders this generation is in use (see kb.index.collect_garbage).
@@ -80,16 +100,12 @@ class Generation:
         self.ix = whoosh_index.open_dir(str(path))
         self.searcher = self.ix.searcher()
         reader = self.searcher.reader()
-        self.doc_count = reader.doc_count()
-        self.all = _mask(reader.all_doc_ids())
-        self.facets: dict[str, dict[str, int]] = {}
-        for name in FACETS:
-            values: dict[str, int] = {}
-            if name in reader.indexed_field_names():
-                for term in reader.lexicon(name):
-                    value = term.decode("utf-8") if isinstance(term, bytes) else term
-                    values[value] = _mask(reader.postings(name, term).all_ids()) & self.all
-            self.facets[name] = values
+        self.stats = FieldStats(reader, FIELD_WEIGHTS)
+        self.alive = self.stats.alive
+        self.doc_count = int(self.alive.sum())
+        self.facets = {name: Facet(reader, name, self.stats.n) for name in FACETS}
+        self.queries = QueryBuilder(self.searcher, synonyms)
+        self.analyzer = self.ix.schema["body"].analyzer
 
     def docnum(self, article_id: str) -> int | None:
         return self.searcher.document_number(id=article_id)
@@ -103,27 +119,22 @@ class Generation:
             except OSError:
                 pass
 
-    def __del__(self):  # the last request using an old generation closes it
+    def __del__(self):  # the last request still using an old generation closes it
         try:
             self.close()
         except Exception:  # noqa: BLE001
             pass
 
 
-@dataclass
-class _Stamp:
-    ino: int
-    mtime_ns: int
-
-
 class SearchEngine:
     """Search an index directory; safe to share between threads."""
 
-    def __init__(self, index_dir: str | os.PathLike):
+    def __init__(self, index_dir: str | os.PathLike, synonyms: Synonyms | None = None):
         self.index_dir = Path(index_dir)
+        self.synonyms = synonyms if synonyms is not None else Synonyms.load()
         self._lock = threading.Lock()
         self._gen: Generation | None = None
-        self._stamp: _Stamp | None = None
+        self._stamp: tuple[int, int] | None = None
 
     # -- generations -----------------------------------------------------------------------
 
@@ -131,7 +142,7 @@ class SearchEngine:
         """The current generation, reopened when ``CURRENT`` has changed since the last call."""
         try:
             st = os.stat(self.index_dir / CURRENT)
-            stamp = _Stamp(st.st_ino, st.st_mtime_ns)
+            stamp = (st.st_ino, st.st_mtime_ns)
         except OSError:
             stamp = None
         gen = self._gen
@@ -146,17 +157,13 @@ class SearchEngine:
                     return self._gen  # keep serving what we have
                 raise IndexMissing(f"no index in {self.index_dir}; run `kb index` first")
             if self._gen is None or path.name != self._gen.name:
-                self._gen = Generation(path)
+                self._gen = Generation(path, self.synonyms)
             self._stamp = stamp
             return self._gen
 
     def info(self) -> dict:
         gen = self.generation()
-        return {
-            "generation": gen.name,
-            "articles": gen.doc_count,
-            "built_at": gen.manifest.get("built_at"),
-        }
+        return {"generation": gen.name, "articles": gen.doc_count, "built_at": gen.manifest.get("built_at")}
 
     # -- search ------------------------------------------------------------------------------
 
@@ -171,45 +178,37 @@ class SearchEngine:
         """Search for ``q`` within the selected facet values.
 
         Several values of one facet combine with OR, different facets with AND.  Facet counts are
-        disjunctive: a facet's counts ignore that facet's own selection, so they say how many
-        results selecting each value would give.
+        disjunctive: a facet's counts ignore that facet's own selection, so each says how many
+        results selecting that value would give.  Copies of one article (same title and text,
+        e.g. one per cloud) follow the first of them, marked ``copy_of``, so pages group them.
         """
         started = time.perf_counter()
         gen = self.generation()
-        services = _norm_values(services)
-        tags = _norm_values(tags)
-        parsed = kbquery.parse(q, gen.searcher)
-        if parsed.query is None:
-            matched = gen.all
-        else:
-            matched = _mask(parsed.query.matcher(gen.searcher).all_ids()) & gen.all if gen.doc_count else 0
-        selected = {"service": services, "tag": tags}
-        masks = {name: self._selection(gen, name, values) for name, values in selected.items()}
-        final = matched
+        selected = {"service": _norm_values(services), "tag": _norm_values(tags)}
+        parsed = gen.queries.parse(q)
+        scores, matched = self._match(gen, parsed)
+        masks = {name: gen.facets[name].selection(values) for name, values in selected.items()}
+        final = matched.copy()
         for m in masks.values():
             if m is not None:
                 final &= m
-        total = final.bit_count()
+        total = int(final.sum())
 
         facets = {}
         for name in FACETS:
             base = matched
             for other, m in masks.items():
                 if other != name and m is not None:
-                    base &= m
-            facets[name] = _facet_counts(gen.facets[name], base, selected[name])
+                    base = base & m
+            facets[name] = gen.facets[name].counts(base, selected[name])
 
         start = (page - 1) * per_page
         results: list[dict] = []
         if start < total:
-            if parsed.query is None:
-                docnums = _bits(final, start, per_page)
-                hits = [(d, None) for d in docnums]
-            else:
-                hits = self._ranked(gen, parsed.query, final, start + per_page)[start:]
+            ranked = self._ranked(gen, parsed, scores, final, start + per_page)
             terms = parsed.highlight_terms()
-            for docnum, score in hits:
-                results.append(_result(gen, docnum, score, terms))
+            for docnum, score, copy_of in ranked[start:]:
+                results.append(_result(gen, docnum, score, terms, copy_of))
         return {
             "query": q,
             "total": total,
@@ -222,19 +221,35 @@ class SearchEngine:
         }
 
     @staticmethod
-    def _selection(gen: Generation, name: str, values: list[str]) -> int | None:
-        if not values:
-            return None
-        m = 0
-        for v in values:
-            m |= gen.facets[name].get(v, 0)
-        return m
+    def _match(gen: Generation, parsed: Parsed) -> tuple[np.ndarray | None, np.ndarray]:
+        """Scores (None when Whoosh ranks or nothing does) and the mask of matching documents."""
+        if parsed.words is not None:
+            scores, matched = score_words(gen.stats, parsed.words)
+            return scores, matched & gen.alive
+        matched = np.zeros(gen.stats.n, dtype=bool)
+        if parsed.query is None:  # empty query: browse everything
+            return None, gen.alive.copy()
+        ids = np.fromiter(parsed.query.matcher(gen.searcher).all_ids(), dtype=np.int64)
+        matched[ids] = True
+        return None, matched & gen.alive
 
     @staticmethod
-    def _ranked(gen: Generation, q: Query, allowed: int, limit: int) -> list[tuple[int, float]]:
-        allow = None if allowed == gen.all else set(_bits(allowed))
-        res = gen.searcher.search(q, limit=limit, filter=allow)
-        return [(hit.docnum, hit.score) for hit in res]
+    def _ranked(gen: Generation, parsed: Parsed, scores, final: np.ndarray, limit: int) -> list[tuple[int, float | None, int | None]]:
+        """The best ``limit`` results as (docnum, score, docnum of the copy it repeats), best first."""
+        want = limit + 10  # room for copies pulled up behind their first
+        if parsed.words is not None:
+            cand = np.flatnonzero(final)
+            s = scores[cand]
+            k = min(max(want, RERANK), cand.size)
+            top = cand[np.argpartition(-s, k - 1)[:k]] if k < cand.size else cand
+            ranked = _rerank(gen, parsed, [(int(d), float(scores[d])) for d in top])
+        elif parsed.query is not None:
+            allow = None if final.sum() == gen.doc_count else set(np.flatnonzero(final).tolist())
+            res = gen.searcher.search(parsed.query, limit=want, filter=allow)
+            ranked = [(hit.docnum, float(hit.score)) for hit in res]
+        else:
+            ranked = [(int(d), None) for d in np.flatnonzero(final)[:want]]
+        return _group_copies(gen, ranked)[:limit]
 
     # -- articles ------------------------------------------------------------------------------
 
@@ -265,21 +280,66 @@ def _norm_values(values) -> list[str]:
     return list(out)
 
 
-def _facet_counts(values: dict[str, int], base: int, selected: list[str]) -> list[dict]:
-    counts = [(v, (base & m).bit_count()) for v, m in values.items()]
-    listed = sorted((c for c in counts if c[1] > 0), key=lambda c: (-c[1], c[0]))[:FACET_LIMIT]
-    names = {v for v, _ in listed}
-    for v in selected:
-        if v not in names:
-            listed.append((v, (base & values.get(v, 0)).bit_count()))
-    return [{"value": v, "count": n, "selected": v in selected} for v, n in listed]
+def _rerank(gen: Generation, parsed: Parsed, hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Re-score the best candidates with what their short fields (title, info, description) say.
+
+    Two signals, both general: how many of the typed words the short fields contain (an article
+    whose title names the symptom beats one that mentions every word somewhere in a long body),
+    and typed words that stand side by side there as a phrase.
+    """
+    words = parsed.words or []
+    pairs = parsed.phrase_pairs()
+    if not words:
+        return sorted(hits, key=lambda h: (-h[1], h[0]))
+    out = []
+    for docnum, score in hits:
+        fields = gen.searcher.stored_fields(docnum)
+        short_terms: set[str] = set()
+        adjacent: set[tuple[str, str]] = set()
+        phrase = 0.0
+        for fname, weight in PHRASE_BONUS.items():
+            text = fields.get(fname) or ""
+            if not text:
+                continue
+            terms = analyze(text[:2000])
+            for g in terms:
+                short_terms.update(g)
+            if pairs:
+                here = {(a, b) for g1, g2 in zip(terms, terms[1:]) for a in g1 for b in g2}
+                phrase += weight * sum(1 for p in pairs if p in here) / len(pairs)
+                adjacent |= here
+        covered = sum(
+            1 for w in words
+            if any(all(any(t in short_terms for t in pos) for pos in alt.positions) for alt in w.alternatives)
+        )
+        coverage = covered / len(words)
+        out.append((docnum, score * (1.0 + COVERAGE_BONUS * coverage + phrase)))
+    return sorted(out, key=lambda h: (-h[1], h[0]))
+
+
+def _group_copies(gen: Generation, ranked: list[tuple[int, float | None]]) -> list[tuple[int, float | None, int | None]]:
+    """Move copies of an article (same title and text) right behind the first of them, marked
+    with its docnum, so a page shows them as one group instead of scattered duplicates."""
+    heads: dict[str, int] = {}
+    groups: dict[int, list[tuple[int, float | None, int | None]]] = {}
+    order: list[int] = []
+    for docnum, score in ranked:
+        key = gen.searcher.stored_fields(docnum).get("dupkey") or f"#{docnum}"
+        head = heads.get(key)
+        if head is None:
+            heads[key] = docnum
+            groups[docnum] = [(docnum, score, None)]
+            order.append(docnum)
+        else:
+            groups[head].append((docnum, score, head))
+    return [item for head in order for item in groups[head]]
 
 
 _formatter = highlight.HtmlFormatter(tagname="mark", between=" … ")
 _fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
 
 
-def _result(gen: Generation, docnum: int, score: float | None, terms: frozenset[str]) -> dict:
+def _result(gen: Generation, docnum: int, score: float | None, terms: frozenset[str], copy_of: int | None) -> dict:
     f = gen.searcher.stored_fields(docnum)
     return {
         "id": f["id"],
@@ -292,22 +352,24 @@ def _result(gen: Generation, docnum: int, score: float | None, terms: frozenset[
         "score": round(score, 4) if score is not None else None,
         "snippet": _snippet(gen, f, terms),
         "url": article_url(f["id"]),
+        # the id of the result above that this one is a copy of (same title and text), else null
+        "copy_of": gen.searcher.stored_fields(copy_of)["id"] if copy_of is not None else None,
     }
+
+
+_SPACE = re.compile(r"\s+")
 
 
 def _snippet(gen: Generation, fields: dict, terms: frozenset[str]) -> str:
     """A short, HTML-escaped excerpt with the matched words in ``<mark>``."""
-    from markupsafe import escape
-
-    analyzer = gen.ix.schema["body"].analyzer
     if terms:
         for source in (fields.get("snippet_source", ""), fields.get("description", "")):
             if source:
-                frag = highlight.highlight(source, terms, analyzer, _fragmenter, _formatter, top=2)
+                frag = highlight.highlight(source, terms, gen.analyzer, _fragmenter, _formatter, top=2)
                 if frag:
-                    return frag
+                    return _SPACE.sub(" ", frag).strip()
     text = fields.get("info") or fields.get("description") or fields.get("snippet_source", "")
-    text = " ".join(text.split())
+    text = _SPACE.sub(" ", text).strip()
     if len(text) > SNIPPET_CHARS:
         text = text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
     return str(escape(text))

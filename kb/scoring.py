@@ -1,0 +1,190 @@
+"""Ranking of plain symptom queries: BM25F over Whoosh's postings, vectorised with NumPy.
+
+Whoosh stores the index; this module scores it.  Whoosh's own OR over six fields walks every
+posting through Python matcher objects (tens of milliseconds for a hurried symptom query) and its
+coordination bonus counts field-term pairs, not words.  Here each query word becomes one dense
+vector of BM25F scores over all documents (true BM25F: term frequencies of the fields are weighted
+and length-normalised, then saturated once), the words are combined with a coordination factor
+(articles matching more of the typed words rank first), and a phrase/proximity bonus is added for
+the best candidates by re-reading their short stored fields.
+
+Per generation we keep field-length norms and the document masks; postings are read block by
+block straight from Whoosh's W3 codec (the version is pinned) into arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from whoosh.matching import FilterMatcher
+
+#: BM25F parameters.  b per field: titles and summaries are short and of similar length, so
+#: length matters less there than in bodies.
+K1 = 1.5
+B = {"title": 0.3, "info": 0.5, "description": 0.5, "issue": 0.7, "steps": 0.75, "body": 0.75}
+#: How strongly matching more of the typed words wins: score *= (matched / words) ** COORD_POWER
+COORD_POWER = 2.0
+
+
+@dataclass
+class Alternative:
+    """One way a typed word can match: a sequence of positions (all required), each a list of
+    interchangeable terms (the first full weight, the others ``PART_WEIGHT``)."""
+
+    positions: list[list[str]]
+    weight: float = 1.0
+
+
+@dataclass
+class Word:
+    text: str
+    alternatives: list[Alternative]
+
+
+PART_WEIGHT = 0.5
+
+
+class FieldStats:
+    """Per-generation arrays: which documents are alive and each field's length norm."""
+
+    def __init__(self, reader, fields: dict[str, float]):
+        self.reader = reader
+        self.fields = fields
+        self.n = reader.doc_count_all()
+        self.alive = np.zeros(self.n, dtype=bool)
+        alive_ids = np.fromiter(reader.all_doc_ids(), dtype=np.int64)
+        self.alive[alive_ids] = True
+        self.norms: dict[str, np.ndarray] = {}
+        for f in fields:
+            lengths = np.zeros(self.n, dtype=np.float32)
+            for segreader, base in reader.leaf_readers():
+                for d in range(segreader.doc_count_all()):
+                    lengths[base + d] = segreader.doc_field_length(d, f, 0)
+            # Whoosh stores lengths as one lossy byte; its decoding yields NaN for very long fields
+            finite = np.isfinite(lengths)
+            lengths[~finite] = lengths[finite].max() if finite.any() else 1.0
+            avg = float(lengths[self.alive].mean()) if alive_ids.size else 1.0
+            b = B.get(f, 0.75)
+            self.norms[f] = (1.0 - b + b * lengths / max(avg, 1.0)).astype(np.float32)
+        self._df_cache: dict[str, int] = {}
+
+    def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Document numbers and term frequencies of ``term`` in ``field`` (deleted documents included)."""
+        ids_parts: list[np.ndarray] = []
+        w_parts: list[np.ndarray] = []
+        for segreader, base in self.reader.leaf_readers():
+            try:
+                m = segreader.postings(field, term)
+            except Exception:  # noqa: BLE001 - TermNotFound and friends: no postings here
+                continue
+            if isinstance(m, FilterMatcher):
+                m = m.child  # deletions are applied later through the alive mask
+            ids, weights = _read_all(m)
+            if ids.size:
+                ids_parts.append(ids + base)
+                w_parts.append(weights)
+        if not ids_parts:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        if len(ids_parts) == 1:
+            return ids_parts[0], w_parts[0]
+        return np.concatenate(ids_parts), np.concatenate(w_parts)
+
+    def term_tf(self, term: str) -> np.ndarray | None:
+        """Weighted, length-normalised term frequency of ``term`` over all fields (dense), or None."""
+        acc = None
+        for f, weight in self.fields.items():
+            ids, freqs = self.postings(f, term)
+            if not ids.size:
+                continue
+            if acc is None:
+                acc = np.zeros(self.n, dtype=np.float32)
+            np.add.at(acc, ids, weight * freqs / self.norms[f][ids])
+        return acc
+
+    def score_term(self, term: str) -> np.ndarray | None:
+        """BM25F score of one term over all documents (dense), or None when it occurs nowhere."""
+        tf = self.term_tf(term)
+        if tf is None:
+            return None
+        tf *= self.alive
+        df = int(np.count_nonzero(tf))
+        if not df:
+            return None
+        idf = np.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
+        return (idf * tf * (K1 + 1.0) / (tf + K1)).astype(np.float32)
+
+
+def _read_all(m) -> tuple[np.ndarray, np.ndarray]:
+    """All (docnum, weight) pairs of a leaf matcher, a block at a time when it is Whoosh's W3 one."""
+    ids: list = []
+    weights: list = []
+    if hasattr(m, "_read_ids") and hasattr(m, "_next_block"):
+        while m.is_active():
+            if m._ids is None:
+                m._read_ids()
+            if m._weights is None:
+                m._read_weights()
+            ids.extend(m._ids)
+            weights.extend(m._weights)
+            m._next_block()
+    else:
+        while m.is_active():
+            ids.append(m.id())
+            weights.append(m.weight())
+            m.next()
+    return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float32)
+
+
+def score_words(stats: FieldStats, words: list[Word]) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of all documents for the typed words, and the mask of documents matching any.
+
+    Each word scores the best of its alternatives (the word itself, a typo correction, a synonym,
+    a code's parts); a multi-word alternative ("blue screen") needs all of its words and scores
+    their sum.  The sum over words is scaled by the share of words matched, squared.
+    """
+    n = stats.n
+    total = np.zeros(n, dtype=np.float32)
+    matched_words = np.zeros(n, dtype=np.float32)
+    cache: dict[str, np.ndarray | None] = {}
+
+    def term_score(t: str) -> np.ndarray | None:
+        if t not in cache:
+            cache[t] = stats.score_term(t)
+        return cache[t]
+
+    counted = 0
+    for word in words:
+        best = None
+        for alt in word.alternatives:
+            alt_score = None
+            for position in alt.positions:
+                pos_score = None
+                for j, term in enumerate(position):
+                    s = term_score(term)
+                    if s is None:
+                        continue
+                    s = s if j == 0 else s * PART_WEIGHT
+                    pos_score = s if pos_score is None else np.maximum(pos_score, s)
+                if pos_score is None:
+                    alt_score = None
+                    break
+                if alt_score is None:
+                    alt_score = pos_score.copy()
+                else:
+                    # every position must match: keep the sum only where both are present
+                    alt_score = np.where((alt_score > 0) & (pos_score > 0), alt_score + pos_score, 0)
+            if alt_score is None:
+                continue
+            alt_score = alt_score * alt.weight
+            best = alt_score if best is None else np.maximum(best, alt_score)
+        counted += 1
+        if best is not None:
+            total += best
+            matched_words += best > 0
+    if not counted:
+        return total, np.zeros(n, dtype=bool)
+    matched = matched_words > 0
+    total *= (matched_words / counted) ** COORD_POWER
+    return total, matched
