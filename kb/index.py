@@ -41,10 +41,10 @@ LOCK = ".build.lock"
 LEASE = ".lease"
 MANIFEST = "manifest.json"
 #: Bumped when the schema or analysis changes, so an incremental build knows to start afresh.
-FORMAT = 3
+FORMAT = 4
 
 #: Characters of body text kept for result snippets; bounds highlighting work per hit.
-SNIPPET_SOURCE_CHARS = 6000
+SNIPPET_SOURCE_CHARS = 1500
 
 #: Field weights for BM25F.  The title says what an article is about; info-bubble text and
 #: description are short human summaries; steps and body are long and noisy.
@@ -87,7 +87,7 @@ def make_schema() -> Schema:
         article=STORED,
         hash=STORED,
         # copies of one article (same title and text, e.g. one per cloud) share this key
-        dupkey=STORED,
+        dupkey=ID(sortable=True),
     )
 
 

@@ -66,6 +66,7 @@ class Parsed:
         terms: set[str] = set()
         if self.words is not None:
             for w in self.words:
+                terms.add(w.text.lower())
                 for alt in w.alternatives:
                     for position in alt.positions:
                         terms.update(position)
@@ -73,6 +74,7 @@ class Parsed:
             for fieldname, text in self.query.iter_all_terms():
                 if fieldname in FIELD_WEIGHTS:
                     terms.add(utf8decode(text)[0] if isinstance(text, bytes) else text)
+        terms.update(self.corrections.values())
         return frozenset(terms)
 
     def phrase_pairs(self) -> list[tuple[str, str]]:

@@ -14,6 +14,8 @@ block straight from Whoosh's W3 codec (the version is pinned) into arrays.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,11 @@ K1 = 1.5
 B = {"title": 0.3, "info": 0.5, "description": 0.5, "issue": 0.7, "steps": 0.75, "body": 0.75}
 #: How strongly matching more of the typed words wins: score *= (matched / words) ** COORD_POWER
 COORD_POWER = 2.0
+#: Short human summaries: an article whose title, info-bubble text or description holds the
+#: typed words is about them, not just mentioning them in a long body.
+SHORT_FIELDS = ("title", "info", "description")
+#: score *= 1 + COVERAGE_BONUS * (share of typed words found in the short fields)
+COVERAGE_BONUS = 1.5
 
 
 @dataclass
@@ -44,6 +51,8 @@ class Word:
 
 
 PART_WEIGHT = 0.5
+#: Decoded postings kept per generation (document numbers; 8 bytes each with the frequency).
+POSTINGS_CACHE = 4_000_000
 
 
 class FieldStats:
@@ -68,10 +77,34 @@ class FieldStats:
             avg = float(lengths[self.alive].mean()) if alive_ids.size else 1.0
             b = B.get(f, 0.75)
             self.norms[f] = (1.0 - b + b * lengths / max(avg, 1.0)).astype(np.float32)
-        self._df_cache: dict[str, int] = {}
+        self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
 
     def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """Document numbers and term frequencies of ``term`` in ``field`` (deleted documents included)."""
+        """Document numbers and term frequencies of ``term`` in ``field`` (deleted documents included).
+
+        Decoded postings are kept in a per-generation LRU bounded by ``POSTINGS_CACHE`` entries:
+        decoding Whoosh's pickled blocks costs far more than scoring them, and the words agents
+        type repeat all day.
+        """
+        key = (field, term)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        found = self._read_postings(field, term)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = found
+                self._cached += found[0].size + 1
+                while self._cached > POSTINGS_CACHE and len(self._cache) > 1:
+                    _, (ids, _w) = self._cache.popitem(last=False)
+                    self._cached -= ids.size + 1
+        return found
+
+    def _read_postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         ids_parts: list[np.ndarray] = []
         w_parts: list[np.ndarray] = []
         for segreader, base in self.reader.leaf_readers():
@@ -86,34 +119,41 @@ class FieldStats:
                 ids_parts.append(ids + base)
                 w_parts.append(weights)
         if not ids_parts:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
+            return np.empty(0, np.int32), np.empty(0, np.float32)
         if len(ids_parts) == 1:
             return ids_parts[0], w_parts[0]
         return np.concatenate(ids_parts), np.concatenate(w_parts)
 
-    def term_tf(self, term: str) -> np.ndarray | None:
-        """Weighted, length-normalised term frequency of ``term`` over all fields (dense), or None."""
+    def term_tf(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Weighted, length-normalised frequency of ``term`` over all fields (dense), and the mask
+        of documents that have it in a short field; None when no document has it."""
         acc = None
+        short = None
         for f, weight in self.fields.items():
             ids, freqs = self.postings(f, term)
             if not ids.size:
                 continue
             if acc is None:
                 acc = np.zeros(self.n, dtype=np.float32)
-            np.add.at(acc, ids, weight * freqs / self.norms[f][ids])
-        return acc
+                short = np.zeros(self.n, dtype=bool)
+            # a term's postings in one field hold each document once, so plain fancy indexing adds
+            acc[ids] += weight * freqs / self.norms[f][ids]
+            if f in SHORT_FIELDS:
+                short[ids] = True
+        return None if acc is None else (acc, short)
 
-    def score_term(self, term: str) -> np.ndarray | None:
-        """BM25F score of one term over all documents (dense), or None when it occurs nowhere."""
-        tf = self.term_tf(term)
-        if tf is None:
+    def score_term(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """BM25F score of one term over all documents (dense) and its short-field mask, or None."""
+        found = self.term_tf(term)
+        if found is None:
             return None
+        tf, short = found
         tf *= self.alive
         df = int(np.count_nonzero(tf))
         if not df:
             return None
         idf = np.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
-        return (idf * tf * (K1 + 1.0) / (tf + K1)).astype(np.float32)
+        return (idf * tf * (K1 + 1.0) / (tf + K1)).astype(np.float32), short
 
 
 def _read_all(m) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +174,7 @@ def _read_all(m) -> tuple[np.ndarray, np.ndarray]:
             ids.append(m.id())
             weights.append(m.weight())
             m.next()
-    return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float32)
+    return np.asarray(ids, dtype=np.int32), np.asarray(weights, dtype=np.float32)
 
 
 def score_words(stats: FieldStats, words: list[Word]) -> tuple[np.ndarray, np.ndarray]:
@@ -142,14 +182,16 @@ def score_words(stats: FieldStats, words: list[Word]) -> tuple[np.ndarray, np.nd
 
     Each word scores the best of its alternatives (the word itself, a typo correction, a synonym,
     a code's parts); a multi-word alternative ("blue screen") needs all of its words and scores
-    their sum.  The sum over words is scaled by the share of words matched, squared.
+    their sum.  The sum over words is scaled by the share of words matched (squared) and raised
+    by the share of words the short fields hold.
     """
     n = stats.n
     total = np.zeros(n, dtype=np.float32)
     matched_words = np.zeros(n, dtype=np.float32)
-    cache: dict[str, np.ndarray | None] = {}
+    short_words = np.zeros(n, dtype=np.float32)
+    cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
-    def term_score(t: str) -> np.ndarray | None:
+    def term_score(t: str):
         if t not in cache:
             cache[t] = stats.score_term(t)
         return cache[t]
@@ -157,34 +199,48 @@ def score_words(stats: FieldStats, words: list[Word]) -> tuple[np.ndarray, np.nd
     counted = 0
     for word in words:
         best = None
+        best_short = None
         for alt in word.alternatives:
             alt_score = None
+            alt_short = None
             for position in alt.positions:
                 pos_score = None
+                pos_short = None
                 for j, term in enumerate(position):
-                    s = term_score(term)
-                    if s is None:
+                    found = term_score(term)
+                    if found is None:
                         continue
+                    s, short = found
                     s = s if j == 0 else s * PART_WEIGHT
-                    pos_score = s if pos_score is None else np.maximum(pos_score, s)
+                    if pos_score is None:
+                        pos_score, pos_short = s, short
+                    else:
+                        pos_score, pos_short = np.maximum(pos_score, s), pos_short | short
                 if pos_score is None:
                     alt_score = None
                     break
                 if alt_score is None:
-                    alt_score = pos_score.copy()
+                    alt_score, alt_short = pos_score.copy(), pos_short
                 else:
                     # every position must match: keep the sum only where both are present
-                    alt_score = np.where((alt_score > 0) & (pos_score > 0), alt_score + pos_score, 0)
+                    both = (alt_score > 0) & (pos_score > 0)
+                    alt_score = np.where(both, alt_score + pos_score, 0)
+                    alt_short = alt_short & pos_short
             if alt_score is None:
                 continue
             alt_score = alt_score * alt.weight
-            best = alt_score if best is None else np.maximum(best, alt_score)
+            if best is None:
+                best, best_short = alt_score, alt_short
+            else:
+                best, best_short = np.maximum(best, alt_score), best_short | alt_short
         counted += 1
         if best is not None:
             total += best
             matched_words += best > 0
+            short_words += best_short & (best > 0)
     if not counted:
         return total, np.zeros(n, dtype=bool)
     matched = matched_words > 0
     total *= (matched_words / counted) ** COORD_POWER
+    total *= 1.0 + COVERAGE_BONUS * (short_words / counted)
     return total, matched
