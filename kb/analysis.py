@@ -1,22 +1,30 @@
 """Text analysis shared by indexing and querying.
 
 Support queries are full of codes: ``0xC000021A``, ``AADSTS50076``, ``ERROR_DISK_FULL``,
-``Microsoft.Compute/virtualMachines``.  The tokenizer keeps such a code as one token *and* emits
+``Microsoft.Compute/virtualMachines``.  The analyzer keeps such a code as one token *and* emits
 its parts at the same position, so ``AADSTS50076``, ``50076`` and ``error disk full`` all find it.
+Words are lower-cased, stop words dropped (positions renumbered so phrases still match across
+them) and stemmed with Whoosh's Porter stemmer.
+
+It is one tokenizer doing all of that in a single pass: indexing runs every word of the corpus
+through it, and a chain of Whoosh filters costs several generator hops per word.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter
+from whoosh.analysis import LowercaseFilter, RegexTokenizer, Token, Tokenizer
+from whoosh.lang.porter import stem as porter_stem
 
 #: A token is a run of word characters, optionally joined by ``. - / : '`` to more of them.
 TOKEN_PATTERN = r"\w+(?:[.\-/:']\w+)*"
 
 _DELIMS = re.compile(r"[._\-/:']+")
-# camelCase and letter/digit boundaries: "virtualMachines" -> virtual|Machines, "AADSTS50076" -> AADSTS|50076
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+# camelCase and letter/digit boundaries: "virtualMachines" -> virtual|Machines,
+# "AADSTS50076" -> AADSTS|50076, "VNetPeering" -> VNet|Peering, "HTTPServer" -> HTTP|Server
+_CAMEL = re.compile(r"[A-Z]?[A-Z][a-z]+|[A-Z]+(?![a-z])|[a-z]+|\d+")
 _HEX = re.compile(r"0x([0-9a-fA-F]+)$")
 
 STOPWORDS = frozenset(
@@ -33,9 +41,14 @@ def code_parts(text: str) -> list[str]:
     >>> code_parts("0xC000021A")
     ['C000021A']
     """
+    if len(text) < 4 or text.isdigit() or (text.isalpha() and (text.islower() or text.isupper() or text.istitle())):
+        return []
     hexm = _HEX.match(text)
     if hexm:
         return [hexm.group(1)]
+    # "don't" -> "don", "t": contractions and possessives are not codes
+    if "'" in text and not any(c.isdigit() for c in text):
+        return []
     parts: list[str] = []
     pieces = [p for p in _DELIMS.split(text) if p]
     if len(pieces) > 1:
@@ -44,56 +57,59 @@ def code_parts(text: str) -> list[str]:
         sub = _CAMEL.findall(piece)
         if len(sub) > 1:
             parts.extend(sub)
-    # "don't" -> "don", "t": possessives and contractions are not codes
-    if "'" in text and not any(c.isdigit() for c in text):
-        return []
     return [p for p in dict.fromkeys(parts) if p != text]
 
 
-class CodePartsFilter(Filter):
-    """Drop stop words, then emit every token followed by its :func:`code_parts` at the same position.
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Porter stem of a lower-case word (cached: the vocabulary is far smaller than the text)."""
+    return porter_stem(word)
 
-    Positions are renumbered here (not in Whoosh's StopFilter) so that parts share their code's
-    position while phrases still match across removed stop words.
-    """
+
+class KbTokenizer(Tokenizer):
+    """Tokenize, split codes, lower-case, drop stop words and stem, in one pass."""
 
     def __init__(self, stoplist=STOPWORDS):
+        self.regex = re.compile(TOKEN_PATTERN)
         self.stoplist = stoplist
 
-    def __call__(self, tokens):
-        pos = -1
-        for t in tokens:
-            text = t.text
-            if text.lower() in self.stoplist:
+    def __eq__(self, other):
+        return type(other) is type(self) and other.stoplist == self.stoplist
+
+    def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
+                 start_pos=0, start_char=0, tokenize=True, mode="", **kwargs):
+        t = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        stoplist = self.stoplist
+        pos = start_pos - 1
+        for m in self.regex.finditer(value):
+            text = m.group()
+            low = text.lower()
+            if low in stoplist:
                 continue
             pos += 1
-            if t.positions:
+            t.text = stem(low)
+            t.boost = 1.0
+            t.stopped = False
+            if keeporiginal:
+                t.original = text
+            if positions:
                 t.pos = pos
+            if chars:
+                t.startchar = start_char + m.start()
+                t.endchar = start_char + m.end()
             yield t
-            if len(text) < 4 or text.isalpha() and text.islower() or text.isdigit():
-                continue
-            parts = code_parts(text)
-            if not parts:
-                continue
-            start = getattr(t, "startchar", None)
-            for part in parts:
-                t.text = part
-                if start is not None and t.chars:
-                    offset = text.find(part)
-                    t.startchar = start + max(offset, 0)
+            for part in code_parts(text):
+                t.text = stem(part.lower())
+                if chars:
+                    offset = max(text.find(part), 0)
+                    t.startchar = start_char + m.start() + offset
                     t.endchar = t.startchar + len(part)
                 yield t
-            t.text = text
 
 
 def text_analyzer():
     """The analyzer of every full-text field: codes kept whole and split, lower case, stemmed."""
-    return (
-        RegexTokenizer(TOKEN_PATTERN)
-        | CodePartsFilter()
-        | LowercaseFilter()
-        | StemFilter(cachesize=100_000)
-    )
+    return KbTokenizer()
 
 
 def spelling_analyzer():
