@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .parse import Article, ParseError, parse_bytes
+from .parse import MAX_BYTES, Article, ParseError, parse_bytes
 
 #: Files kb indexes; everything else in the tree (images, .gitignore) is left alone.
 SUFFIX = ".md"
@@ -37,35 +37,55 @@ def sample_root() -> Path:
 def discover(root: str | os.PathLike) -> list[str]:
     """Relative paths (forward slashes, sorted) of every markdown file below ``root``.
 
-    Symbolic links are not followed, so a link cannot pull files from outside the root.
+    Symbolic links are not followed, so a link cannot pull files from outside the root; hidden
+    files and folders (``.git``) are skipped, and so are unreadable folders.
     """
-    root = Path(root)
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.lower().endswith(SUFFIX) and not name.startswith("."):
-                full = Path(dirpath) / name
-                if full.is_symlink() or not full.is_file():
-                    continue
-                found.append(full.relative_to(root).as_posix())
+    stack = [(os.fspath(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:  # DirEntry caches the file type: no extra stat per file
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{prefix}{name}/"))
+                elif name.lower().endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
+                    found.append(prefix + name)
+            except OSError:
+                continue
     found.sort()
     return found
 
 
 def load(root: str | os.PathLike, path: str) -> Article | Skipped:
-    """Read and parse one file; never raises for what is in the file."""
+    """Read and parse one file; never raises for what is in the file.
+
+    Files larger than :data:`kb.parse.MAX_BYTES` are not read past that size.
+    """
     try:
-        data = (Path(root) / path).read_bytes()
-    except OSError as exc:
-        return Skipped(path, "unreadable", exc.strerror or type(exc).__name__)
-    digest = hashlib.sha1(data).hexdigest()
+        # os.path and a bounded read instead of pathlib: this runs once per file of the corpus
+        with open(os.path.join(root, path), "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+            if len(data) > MAX_BYTES:  # refused unread, but hashed whole like index.file_hash()
+                digest = hashlib.sha1(data)
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+                return Skipped(path, "too-large", f"more than {MAX_BYTES} bytes", digest.hexdigest())
+    except (OSError, ValueError) as exc:
+        return Skipped(path, "unreadable", getattr(exc, "strerror", None) or type(exc).__name__)
     try:
         return parse_bytes(data, path)
     except ParseError as exc:
-        return Skipped(path, exc.reason, exc.detail, digest)
+        return Skipped(path, exc.reason, exc.detail, hashlib.sha1(data).hexdigest())
     except Exception as exc:  # noqa: BLE001 - a parser bug must cost one file, not the build
-        return Skipped(path, "parser-error", f"{type(exc).__name__}: {exc}"[:200], digest)
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        return Skipped(path, "parser-error", detail, hashlib.sha1(data).hexdigest())
 
 
 def _load_many(args: tuple[str, list[str]]) -> list[Article | Skipped]:

@@ -165,3 +165,26 @@ def show_cmd(article_id, as_json, index_dir):
         click.echo("\nRecommended documents:")
         for d in article["documents"]:
             click.echo(f"  - {d['title']}: {d['url']}")
+
+
+@cli.command("serve")
+@INDEX_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all of them).")
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
+              help="TCP port (0 picks a free one).")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--debug", is_flag=True, help="Run Flask's development server with the debugger instead (local use only).")
+def serve_cmd(index_dir, host, port, workers, debug):
+    """Serve the search page and the JSON API (/api/search, /api/articles/ID) with gunicorn.
+
+    When the index directory has no index yet, the bundled sample knowledge base is indexed first.
+
+    Example: kb serve --index ./index --port 8080 --workers 4
+    """
+    from .index import BuildLocked
+    from .serve import serve
+
+    try:
+        serve(index_dir, host=host, port=port, workers=workers, debug=debug, echo=click.echo)
+    except BuildLocked as exc:
+        raise click.ClickException(f"{exc}; try again when it has finished") from None

@@ -41,22 +41,16 @@ LOCK = ".build.lock"
 LEASE = ".lease"
 MANIFEST = "manifest.json"
 #: Bumped when the schema or analysis changes, so an incremental build knows to start afresh.
-FORMAT = 5
+FORMAT = 7
 
 #: Characters of body text kept for result snippets; bounds highlighting work per hit.
 SNIPPET_SOURCE_CHARS = 1500
 
-#: Field weights for BM25F.  The title says what an article is about; info-bubble text and
-#: description are short human summaries; steps and body are long and noisy.
-FIELD_BOOSTS = {
-    "title": 4.0,
-    "info": 2.0,
-    "description": 2.0,
-    "issue": 1.2,
-    "steps": 0.8,
-    "body": 1.0,
-}
-TEXT_FIELDS = tuple(FIELD_BOOSTS)
+#: The full-text fields.  Their weights live with the query side (kb.query.FIELD_WEIGHTS), not
+#: in the index: Whoosh's field_boost would bake them into the postings and every weight change
+#: would need a rebuild.
+TEXT_FIELDS = ("title", "info", "description", "issue", "steps", "body")
+
 
 
 def make_schema() -> Schema:
@@ -68,12 +62,12 @@ def make_schema() -> Schema:
         path=ID(stored=True),
         articleid=ID(stored=True),
         # full text, BM25F-weighted
-        title=TEXT(analyzer=ana, stored=True, field_boost=FIELD_BOOSTS["title"]),
-        info=TEXT(analyzer=ana, stored=True, field_boost=FIELD_BOOSTS["info"]),
-        description=TEXT(analyzer=ana, stored=True, field_boost=FIELD_BOOSTS["description"]),
-        issue=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["issue"]),
-        steps=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["steps"]),
-        body=TEXT(analyzer=ana, field_boost=FIELD_BOOSTS["body"]),
+        title=TEXT(analyzer=ana, stored=True),
+        info=TEXT(analyzer=ana, stored=True),
+        description=TEXT(analyzer=ana, stored=True),
+        issue=TEXT(analyzer=ana),
+        steps=TEXT(analyzer=ana),
+        body=TEXT(analyzer=ana),
         # unstemmed words of the short fields: the vocabulary typo corrections are drawn from
         spell=TEXT(analyzer=spelling_analyzer(), phrase=False),
         # facets and filters (lower-cased values)
@@ -103,7 +97,8 @@ def article_document(a: Article) -> dict:
         "description": a.description,
         "issue": a.issue,
         "steps": "\n".join(a.steps),
-        "body": a.body,
+        # the titles of recommended documents are readable text too ("Azure Kubernetes Service ...")
+        "body": "\n".join([a.body, *(d.title for d in a.documents)]),
         "service": a.service,
         "tag": ",".join(a.tags),
         "resource": a.resource.lower(),

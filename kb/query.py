@@ -2,7 +2,7 @@
 
 Plain words (the common case: "vm stuck on starting windows") are searched with OR semantics and
 coordination: every word may match in any text field (the best field counts, see
-``FIELD_BOOSTS``), articles matching more of the words rank first, and an extra word never
+``FIELD_WEIGHTS``), articles matching more of the words rank first, and an extra word never
 empties the results.  On top of that:
 
 * words found together as a phrase (in the title, description or body) earn a boost;
@@ -38,7 +38,7 @@ MAX_WORDS = 16
 #: Weights of the text fields at query time (the best field of each word counts, plus a share
 #: of the others).  Titles are written to be found; info-bubble text and descriptions are short
 #: summaries; steps and body are long and mention many things in passing.
-FIELD_WEIGHTS = {"title": 3.0, "info": 1.6, "description": 1.6, "issue": 1.0, "steps": 0.35, "body": 0.5}
+FIELD_WEIGHTS = {"title": 12.0, "info": 3.2, "description": 3.2, "issue": 1.2, "steps": 0.3, "body": 0.5}
 COORDINATION = 0.9
 SYNONYM_WEIGHT = 0.8
 FUZZY_WEIGHT = 0.7
@@ -123,6 +123,8 @@ class QueryBuilder:
         self._parser.remove_plugin_class(qparser.RangePlugin)
         self._parser.remove_plugin_class(qparser.GtLtPlugin)
         self._parser.add_plugin(qparser.FieldAliasPlugin({"tag": ["tags"], "articleid": ["articleId"]}))
+        # "-word" excludes and "+word" requires, as in every web search box
+        self._parser.add_plugin(qparser.PlusMinusPlugin())
         self._spell: dict[str, list[tuple[str, int]]] | None = None
 
     # -- vocabulary --------------------------------------------------------------------------
@@ -135,10 +137,12 @@ class QueryBuilder:
         """Words of the ``spell`` field (unstemmed) bucketed by first letter, with doc counts."""
         if self._spell is None:
             buckets: dict[str, list[tuple[str, int]]] = {}
+            # in a large knowledge base a word seen once may itself be a typo
+            min_df = 2 if self.reader.doc_count() > 1000 else 1
             if "spell" in self.reader.indexed_field_names():
                 for btext, info in self.reader.iter_field("spell"):
                     word = utf8decode(btext)[0] if isinstance(btext, bytes) else btext
-                    if info.doc_frequency() >= 2 and word.isalpha():
+                    if info.doc_frequency() >= min_df and word.isalpha():
                         buckets.setdefault(word[0], []).append((word, info.doc_frequency()))
             self._spell = buckets
         return self._spell

@@ -222,7 +222,7 @@ class SearchEngine:
         matched = np.zeros(gen.stats.n, dtype=bool)
         if parsed.query is None:  # empty query: browse everything
             return None, gen.alive.copy()
-        ids = np.fromiter(parsed.query.matcher(gen.searcher).all_ids(), dtype=np.int64)
+        ids = np.fromiter(gen.searcher.docs_for_query(parsed.query), dtype=np.int64)
         matched[ids] = True
         return None, matched & gen.alive
 

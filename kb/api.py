@@ -1,0 +1,258 @@
+"""The JSON API, and the request parsing and page data the HTML views share with it.
+
+A search request becomes one dict (:func:`search_data`): the engine's answer plus facet
+``toggle_url``\\ s, removable filters and paging links.  ``GET /api/search`` returns it as JSON and
+``GET /`` renders it with a template, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
+
+from .openapi import openapi_document
+from .parse import render_markdown
+from .query import MAX_QUERY_CHARS
+from .search import IndexMissing, SearchEngine
+
+SEARCH_PARAMS = ("q", "service", "tag", "page", "per_page")
+#: Facet name -> the query-string parameter that selects its values.
+FACET_PARAMS = {"service": "service", "tag": "tag"}
+#: Bounds on facet selections; no real request comes near them.
+MAX_FACET_VALUES = 20
+MAX_FACET_VALUE_CHARS = 200
+#: What an article id can look like (see kb.parse.article_id_for); anything else is a 404.
+ARTICLE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,499}")
+_INT_RE = re.compile(r"[0-9]{1,9}")
+
+bp = Blueprint("api", __name__)
+
+
+class BadParameter(BadRequest):
+    """A 400 whose message names the offending query-string parameter."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class UnknownArticle(NotFound):
+    """A 404 for an article id that is not in the index."""
+
+    parameter = "id"
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """A validated search request; the state of the search page."""
+
+    q: str = ""
+    services: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    page: int = 1
+    per_page: int = 10
+
+    def selected(self, facet: str) -> tuple[str, ...]:
+        return self.services if facet == "service" else self.tags
+
+    def with_selected(self, facet: str, values: tuple[str, ...]) -> SearchParams:
+        """The same search with ``facet`` narrowed to ``values``, back on page 1."""
+        if facet == "service":
+            return replace(self, services=values, page=1)
+        return replace(self, tags=values, page=1)
+
+    def query_string(self, default_per_page: int) -> str:
+        """The canonical query string of this state (defaults left out), '' when there is none."""
+        pairs: list[tuple[str, str | int]] = []
+        if self.q:
+            pairs.append(("q", self.q))
+        pairs += [("service", v) for v in self.services]
+        pairs += [("tag", v) for v in self.tags]
+        if self.per_page != default_per_page:
+            pairs.append(("per_page", self.per_page))
+        if self.page != 1:
+            pairs.append(("page", self.page))
+        return urlencode(pairs)
+
+
+def _single(args: MultiDict, name: str) -> str | None:
+    values = args.getlist(name)
+    if len(values) > 1:
+        raise BadParameter(name, f"{name} must be given at most once")
+    return values[0] if values else None
+
+
+def _int(args: MultiDict, name: str, default: int, high: int) -> int:
+    raw = _single(args, name)
+    if raw is None:
+        return default
+    message = f"{name} must be an integer between 1 and {high}"
+    if not _INT_RE.fullmatch(raw.strip()):
+        raise BadParameter(name, message)
+    value = int(raw)
+    if not 1 <= value <= high:
+        raise BadParameter(name, message)
+    return value
+
+
+def _facet_values(args: MultiDict, name: str) -> tuple[str, ...]:
+    values: dict[str, None] = {}
+    for raw in args.getlist(name):
+        value = raw.strip().lower()
+        if len(value) > MAX_FACET_VALUE_CHARS:
+            raise BadParameter(name, f"each {name} value must be at most {MAX_FACET_VALUE_CHARS} characters")
+        if value:  # an empty value (service=) selects nothing
+            values.setdefault(value, None)
+    if len(values) > MAX_FACET_VALUES:
+        raise BadParameter(name, f"{name} may be given at most {MAX_FACET_VALUES} times")
+    return tuple(values)
+
+
+def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
+    """Validate a search query string; raises :class:`BadParameter`.
+
+    ``strict`` (the JSON API) also refuses parameters it does not know, so a bot's typo
+    (``perpage=``) fails loudly instead of being ignored; the HTML page ignores them, so a
+    shared link carrying tracking parameters still opens.
+    """
+    if strict:
+        for name in args:
+            if name not in SEARCH_PARAMS:
+                raise BadParameter(name, f"unknown parameter {name!r}; expected one of {', '.join(SEARCH_PARAMS)}")
+    q = _single(args, "q") or ""
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
+    return SearchParams(
+        q=q.strip(),
+        services=_facet_values(args, "service"),
+        tags=_facet_values(args, "tag"),
+        page=_int(args, "page", 1, config["KB_MAX_PAGE"]),
+        per_page=_int(args, "per_page", config["KB_PER_PAGE"], config["KB_MAX_PER_PAGE"]),
+    )
+
+
+def engine() -> SearchEngine:
+    """The app's one SearchEngine (it reopens the index by itself when a build switches it)."""
+    return current_app.extensions["kb_engine"]
+
+
+def _run(method, *args, **kwargs):
+    try:
+        return method(*args, **kwargs)
+    except IndexMissing:
+        raise ServiceUnavailable("no index has been built yet; run `kb index` and retry") from None
+
+
+def _url(path: str, params: SearchParams, default_per_page: int) -> str:
+    qs = params.query_string(default_per_page)
+    return f"{path}?{qs}" if qs else path
+
+
+def search_data(params: SearchParams, base: str) -> dict:
+    """The search dict of ``params``: what /api/search returns and the search page renders.
+
+    Links (facet ``toggle_url``\\ s, filter ``remove_url``\\ s, paging) point at ``base``, the
+    endpoint being rendered, so a bot stays in the JSON API and a browser on the HTML page.
+    """
+    default_pp = current_app.config["KB_PER_PAGE"]
+    data = _run(engine().search, params.q, services=params.services, tags=params.tags,
+                page=params.page, per_page=params.per_page)
+
+    def url(p: SearchParams, path: str = base) -> str:
+        return _url(path, p, default_pp)
+
+    facets: dict[str, list[dict]] = {}
+    for name in FACET_PARAMS:
+        chosen = params.selected(name)
+        values = []
+        for item in data["facets"].get(name, []):
+            # Articles without a service index an empty value; it cannot be selected, so it is
+            # no facet value (its count could never equal a filtered total).
+            if not item["value"]:
+                continue
+            value = item["value"]
+            toggled = tuple(v for v in chosen if v != value) if value in chosen else (*chosen, value)
+            values.append({**item, "toggle_url": url(params.with_selected(name, toggled))})
+        facets[name] = values
+    data["facets"] = facets
+
+    data["filters"] = [
+        {"facet": name, "value": value,
+         "remove_url": url(params.with_selected(name, tuple(v for v in params.selected(name) if v != value)))}
+        for name in FACET_PARAMS for value in params.selected(name)
+    ]
+    for result in data["results"]:
+        result["api_url"] = f"/api/articles/{result['id']}"
+
+    last = max(1, min(math.ceil(data["total"] / params.per_page), current_app.config["KB_MAX_PAGE"]))
+    data["pages"] = last
+    data["links"] = {
+        "self": url(params),
+        "html": url(params, "/"),
+        "json": url(params, "/api/search"),
+        "first": url(replace(params, page=1)),
+        # from a page past the end, "prev" leads back to the last page that has results
+        "prev": url(replace(params, page=min(params.page - 1, last))) if params.page > 1 else None,
+        "next": url(replace(params, page=params.page + 1)) if params.page < last else None,
+        "clear_filters": url(replace(params, services=(), tags=(), page=1)) if data["filters"] else None,
+    }
+    data["query"] = params.q
+    return data
+
+
+def article_data(article_id: str) -> dict:
+    """The whole article with its body rendered to sanitised HTML; raises NotFound."""
+    found = _run(engine().article, article_id) if ARTICLE_ID_RE.fullmatch(article_id) else None
+    if found is None:
+        shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
+        raise UnknownArticle(f"no article with id {shown!r}")
+    found["html"] = render_markdown(_without_title(found.get("markdown", ""), found.get("title", "")))
+    found["links"] = {"html": found["url"], "json": f"/api/articles/{found['id']}"}
+    return found
+
+
+_H1_RE = re.compile(r"\A\s*#[ \t]+(.*)\n?")
+
+
+def _without_title(markdown: str, title: str) -> str:
+    """The markdown minus its leading ``# Title`` line, which the page shows as its heading."""
+    m = _H1_RE.match(markdown)
+    if m and " ".join(m.group(1).strip(" #*_").split()) == " ".join(title.split()):
+        return markdown[m.end():]
+    return markdown
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+@bp.get("/api/search")
+def api_search():
+    """Search articles; the JSON twin of the search page."""
+    params = parse_search_args(request.args, current_app.config, strict=True)
+    return jsonify(search_data(params, "/api/search"))
+
+
+@bp.get("/api/articles/<path:article_id>")
+def api_article(article_id: str):
+    """One whole article as structured data."""
+    return jsonify(article_data(article_id))
+
+
+@bp.get("/api/openapi.json")
+def api_openapi():
+    """The OpenAPI 3 description of this API."""
+    cfg = current_app.config
+    return jsonify(openapi_document(max_page=cfg["KB_MAX_PAGE"], max_per_page=cfg["KB_MAX_PER_PAGE"],
+                                    default_per_page=cfg["KB_PER_PAGE"], max_query_chars=MAX_QUERY_CHARS))
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness and the index being served: generation and article count."""
+    return jsonify({"status": "ok", **_run(engine().info)})

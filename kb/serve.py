@@ -1,0 +1,106 @@
+"""Running the web app: gunicorn in production, Flask's development server behind ``--debug``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from gunicorn.app.base import BaseApplication
+
+from .articles import sample_root
+from .index import BuildReport, build, current_generation, read_manifest
+from .web import create_app
+
+Echo = Callable[[str], None]
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)  # stdout is often a pipe (tests, process managers)
+
+
+def ensure_index(index_dir: str | os.PathLike) -> BuildReport | None:
+    """Index the bundled sample knowledge base into ``index_dir`` if it holds no index yet.
+
+    Returns the build report, or None when an index already existed.
+    """
+    if current_generation(index_dir) is not None:
+        return None
+    return build(sample_root(), index_dir, full=True)
+
+
+def indexed_count(index_dir: str | os.PathLike) -> int | None:
+    """Articles in the served generation, from its manifest (no need to open the index)."""
+    gen = current_generation(index_dir)
+    if gen is None:
+        return None
+    return read_manifest(gen).get("report", {}).get("indexed")
+
+
+def url_for_bind(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+class KbServer(BaseApplication):
+    """gunicorn, configured in code: each worker builds its own app after the fork.
+
+    Nothing is preloaded, so no worker shares the master's open index files.
+    """
+
+    def __init__(self, index_dir: str, options: dict, echo: Echo):
+        self.index_dir = index_dir
+        self.options = options
+        self.echo = echo
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 24 opens a control socket at one fixed per-user path by default; two kb
+            # servers would fight over it, and kb has no use for it.
+            self.cfg.set("control_socket_disable", True)
+        self.cfg.set("when_ready", self._when_ready)
+
+    def load(self):
+        return create_app({"KB_INDEX": self.index_dir})
+
+    def _when_ready(self, server) -> None:
+        # Printed once the sockets are bound, so the port is the real one even for --port 0.
+        for listener in server.LISTENERS:
+            host, port = listener.sock.getsockname()[:2]
+            self.echo(f"kb: serving {indexed_count(self.index_dir)} articles at {url_for_bind(host, port)}"
+                      f" (index {self.index_dir}, {self.options['workers']} workers; Ctrl+C stops)")
+
+
+def serve(index_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
+          debug: bool = False, echo: Echo = _print) -> None:
+    """Serve the search page and JSON API for ``index_dir`` until interrupted.
+
+    When the directory has no index yet, the bundled sample knowledge base is indexed first, so
+    ``kb serve`` works right after install.
+    """
+    index_dir = str(Path(index_dir).resolve())
+    report = ensure_index(index_dir)
+    if report is not None:
+        echo(f"kb: no index in {index_dir} yet; indexed the bundled sample knowledge base "
+             f"({report.indexed} articles from {sample_root()}).")
+    if debug:
+        echo(f"kb: development server with the debugger at {url_for_bind(host, port)} (never use it in production)")
+        create_app({"KB_INDEX": index_dir}).run(host=host, port=port, debug=True, use_reloader=False)
+        return
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    options = {
+        "bind": bind,
+        "workers": workers,
+        # Sync workers: one request at a time per process, so no Whoosh searcher is ever used
+        # by two threads at once.
+        "worker_class": "sync",
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "kb",
+    }
+    KbServer(index_dir, options, echo).run()

@@ -1,0 +1,176 @@
+"""The web app: the app factory, the HTML pages, security headers and error pages.
+
+The HTML views render the same dicts the JSON API returns (see :mod:`kb.api`); templates and
+static files load from the installed ``kb.templates`` and ``kb.static`` packages.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from urllib.parse import urlsplit
+
+import nh3
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from markupsafe import Markup, escape
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from . import __version__, config as kbconfig
+from .api import article_data, parse_search_args, search_data
+from .api import bp as api_bp
+from .query import MAX_QUERY_CHARS
+from .search import SearchEngine
+
+#: Every response carries these.  The CSP allows no inline script or style at all, so article
+#: HTML that slipped past the sanitiser still could not run; pages use static files only.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    # Same-origin pages still get the full referrer: the article page uses it to link back to
+    # the search that led there.
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+FACET_LABELS = {"service": "Service", "tag": "Resource tag"}
+SAFE_SCHEMES = {"http", "https", "mailto"}
+
+pages = Blueprint("pages", __name__)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Create the kb web app; ``config`` overrides the settings of :mod:`kb.config`."""
+    app = Flask(
+        __name__,
+        template_folder=str(resources.files("kb.templates")),
+        static_folder=str(resources.files("kb.static")),
+        static_url_path="/static",
+    )
+    app.config.update(kbconfig.defaults())
+    app.config.update(config or {})
+    app.json.sort_keys = False  # keep the documented field order
+    # One engine per app: it keeps one open searcher and moves to a new index generation by itself.
+    app.extensions["kb_engine"] = SearchEngine(app.config["KB_INDEX"])
+    app.register_blueprint(api_bp)
+    app.register_blueprint(pages)
+    app.register_error_handler(HTTPException, _http_error)
+    app.after_request(_security_headers)
+    app.jinja_env.filters["snippet"] = snippet_html
+    app.jinja_env.filters["safe_url"] = safe_url
+    app.jinja_env.filters["wbr"] = break_after_dots
+    app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, max_query_chars=MAX_QUERY_CHARS)
+    return app
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+@pages.get("/")
+def search_page():
+    """The search page: query, facets, results; state in the query string."""
+    params = parse_search_args(request.args, current_app.config, strict=False)
+    data = search_data(params, "/")
+    if data["total"] == 0 and data["filters"]:
+        # "Drop a filter" help: how many results the query has with no filters at all.
+        unfiltered = search_data(params.with_selected("service", ()).with_selected("tag", ()), "/")
+        data["unfiltered_total"] = unfiltered["total"]
+    return render_template("search.html", data=data, params=params, page_links=_page_links(data))
+
+
+@pages.get("/articles/<path:article_id>")
+def article_page(article_id: str):
+    """One article, rendered from the same dict as /api/articles/<id>."""
+    article = article_data(article_id)
+    return render_template("article.html", article=article, back_url=_back_url())
+
+
+def _back_url() -> str:
+    """The search results that led here (same-origin referrer), else the search home."""
+    ref = request.referrer
+    if ref:
+        parts = urlsplit(ref)
+        if parts.netloc == request.host and parts.path == "/":
+            return "/?" + parts.query if parts.query else "/"
+    return "/"
+
+
+def _page_links(data: dict) -> list[dict]:
+    """Numbered pagination: first, last and a window around the current page, gaps as None."""
+    last, cur = data["pages"], data["page"]
+    wanted = sorted({1, last, *range(max(1, cur - 2), min(last, cur + 2) + 1)})
+    out: list[dict] = []
+    prev = 0
+    self_url = data["links"]["first"]
+    for n in wanted:
+        if n - prev > 1:
+            out.append({"gap": True})
+        out.append({"number": n, "current": n == cur, "url": _with_page(self_url, n)})
+        prev = n
+    return out
+
+
+def _with_page(first_url: str, page: int) -> str:
+    if page == 1:
+        return first_url
+    sep = "&" if "?" in first_url else "?"
+    return f"{first_url}{sep}page={page}"
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+
+def snippet_html(snippet: str) -> Markup:
+    """A result snippet as markup: the engine escapes it; re-sanitising keeps only ``<mark>``."""
+    return Markup(nh3.clean(snippet or "", tags={"mark"}, attributes={"mark": {"class"}}))
+
+
+def break_after_dots(value: str) -> Markup:
+    """Escaped ``value`` with line-break opportunities after dots (microsoft.<wbr>recoveryservices)."""
+    return Markup(str(escape(value)).replace(".", ".<wbr>"))
+
+
+def safe_url(url: str) -> str | None:
+    """``url`` if a browser may follow it (http, https, mailto or relative), else None."""
+    # Browsers ignore control characters and whitespace inside a scheme ("java\tscript:").
+    cleaned = "".join(ch for ch in str(url or "") if ch > " ")
+    if not cleaned:
+        return None
+    try:
+        scheme = urlsplit(cleaned).scheme.lower()
+    except ValueError:
+        return None
+    return url if not scheme or scheme in SAFE_SCHEMES else None
+
+
+# -- errors and headers -----------------------------------------------------------------------
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def _http_error(exc: HTTPException):
+    """One error shape for the API, a friendly page elsewhere; never a traceback."""
+    status = exc.code or 500
+    if isinstance(exc, InternalServerError):
+        message = "Something went wrong on our side. Please try again."
+        if exc.original_exception is not None:
+            current_app.logger.error("unhandled error on %s", request.path, exc_info=exc.original_exception)
+    else:
+        message = exc.description or exc.name
+    parameter = getattr(exc, "parameter", None)
+    headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    if _wants_json():
+        body = {"status": status, "error": exc.name, "message": message, "parameter": parameter}
+        return jsonify(body), status, headers
+    return render_template("error.html", status=status, title=exc.name, message=message), status, headers
+
+
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+

@@ -1,0 +1,70 @@
+"""Shared fixtures: the bundled sample index (built once per session) and the real corpus.
+
+Tests that need ``../shared`` or Chromium skip with a reason on a developer's machine and fail
+instead when ``CI=true``, so CI can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kb.articles import sample_root
+from kb.index import build
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("KB_SHARED", ROOT.parent / "shared"))
+CORPUS_TAR = SHARED / "corpus" / "selfhelp-articles.tar.gz"
+DEV_QUERIES = SHARED / "eval" / "dev-queries.json"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (or, under CI=true, fail) unless ``condition`` holds."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return sample_root()
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory, sample_dir) -> Path:
+    """An index of the bundled sample knowledge base; read-only for tests."""
+    index_dir = tmp_path_factory.mktemp("sample-index")
+    build(sample_dir, index_dir, full=True, workers=1)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    """The real corpus, extracted once per session; its ``selfhelp/`` folder."""
+    need(CORPUS_TAR.exists(), f"real corpus not found at {CORPUS_TAR}")
+    dest = tmp_path_factory.mktemp("corpus")
+    with tarfile.open(CORPUS_TAR) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "selfhelp"
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, corpus_dir) -> Path:
+    """A full index of the real corpus, built once per session; read-only for tests."""
+    index_dir = tmp_path_factory.mktemp("corpus-index")
+    build(corpus_dir, index_dir, full=True)
+    return index_dir
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    need(path is not None, "Chromium is not installed (apt-get install chromium)")
+    return path

@@ -1,0 +1,179 @@
+"""Index builds: generations switch atomically, failures and kills leave the served index intact,
+incremental updates touch only what changed, one build at a time."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kb.index import CURRENT, LOCK, BuildLocked, build, collect_garbage, current_generation
+from kb.search import SearchEngine
+
+ARTICLE = """<properties pageTitle="{title}" description="{desc}" service="microsoft.test" resourceTags="alpha, beta" articleId="{aid}" />
+
+# {title}
+
+{body}
+
+## Recommended Steps
+
+1. First step for {title}.
+2. Second step.
+"""
+
+
+def write_article(root: Path, rel: str, title: str, body: str = "Body text.", desc: str = "A test article.") -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(ARTICLE.format(title=title, desc=desc, aid=rel.replace("/", "-"), body=body))
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    root = tmp_path / "articles"
+    for i in range(5):
+        write_article(root, f"articles/group{i % 2}/article-{i}.md", f"Article number {i}", f"Content word{i} zebra")
+    return root
+
+
+def total(engine: SearchEngine, q: str = "") -> int:
+    return engine.search(q)["total"]
+
+
+def test_build_reports_and_switches(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    report = build(corpus, index_dir, workers=1)
+    assert (report.mode, report.files, report.indexed, report.skipped) == ("full", 5, 5, [])
+    gen = current_generation(index_dir)
+    assert gen is not None and gen.name == report.generation
+    manifest = json.loads((gen / "manifest.json").read_text())
+    assert manifest["report"]["indexed"] == 5
+    assert len(manifest["hashes"]) == 5
+    assert total(SearchEngine(index_dir), "zebra") == 5
+
+
+def test_sample_knowledge_base_builds_clean(sample_index):
+    engine = SearchEngine(sample_index)
+    manifest = engine.generation().manifest
+    assert manifest["report"]["skipped"] == []
+    assert engine.search("")["total"] == manifest["report"]["indexed"] >= 40
+
+
+def test_failed_build_leaves_served_index_intact(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    build(corpus, index_dir, workers=1)
+    engine = SearchEngine(index_dir)
+    before = engine.generation().name
+    write_article(corpus, "articles/group0/new.md", "Brand new article", "unicorn")
+
+    def explode(done: int, total: int) -> None:
+        if done == 3:
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        build(corpus, index_dir, full=True, workers=1, progress=explode)
+    assert current_generation(index_dir).name == before
+    assert [p.name for p in index_dir.glob("gen-*")] == [before]  # the half-built one is gone
+    assert total(engine, "zebra") == 5 and total(engine, "unicorn") == 0
+    # and the next build works
+    report = build(corpus, index_dir, workers=1)
+    assert report.indexed == 6
+    assert total(engine, "unicorn") == 1
+
+
+def test_killed_build_leaves_served_index_intact(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    build(corpus, index_dir, workers=1)
+    before = current_generation(index_dir).name
+    for i in range(300):
+        write_article(corpus, f"articles/bulk/a{i}.md", f"Bulk article {i}", "filler text " * 50)
+    script = textwrap.dedent(f"""
+        import sys, time
+        from kb.index import build
+        def slow(done, total):
+            if done == 10:
+                print("building", flush=True)
+            time.sleep(0.01)
+        build({str(corpus)!r}, {str(index_dir)!r}, full=True, workers=1, progress=slow)
+    """)
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "building"
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(timeout=30)
+    assert current_generation(index_dir).name == before
+    assert total(SearchEngine(index_dir), "zebra") == 5
+    # the lock died with the process: the next build runs, and sweeps the abandoned generation
+    report = build(corpus, index_dir, workers=1)
+    assert report.indexed == 305
+    assert [p.name for p in index_dir.glob("gen-*")] == [report.generation]
+
+
+def test_incremental_update_touches_only_changes(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    build(corpus, index_dir, workers=1)
+    engine = SearchEngine(index_dir)
+
+    write_article(corpus, "articles/group1/article-1.md", "Article number 1", "now about giraffes")
+    (corpus / "articles/group0/article-2.md").unlink()
+    write_article(corpus, "articles/group2/added.md", "An added article", "about penguins")
+    report = build(corpus, index_dir, workers=1)
+    assert (report.mode, report.added, report.changed, report.deleted, report.unchanged) == ("incremental", 1, 1, 1, 3)
+    assert report.indexed == 5
+    assert total(engine, "giraffes") == 1
+    assert total(engine, "penguins") == 1
+    assert total(engine, "word2") == 0  # the deleted article left search
+    assert total(engine, "word1") == 0  # the changed article's old text too
+    assert total(engine) == 5
+
+    report = build(corpus, index_dir, workers=1)
+    assert report.mode == "unchanged" and report.indexed == 5
+    report = build(corpus, index_dir, workers=1, full=True)
+    assert report.mode == "full" and report.indexed == 5
+    assert total(engine, "giraffes") == 1
+
+
+def test_second_build_is_refused_while_one_runs(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    fd = os.open(index_dir / LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(BuildLocked, match="already building"):
+            build(corpus, index_dir, workers=1)
+    finally:
+        os.close(fd)
+    assert build(corpus, index_dir, workers=1).indexed == 5
+
+
+def test_old_generations_removed_only_when_unread(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    build(corpus, index_dir, workers=1)
+    engine = SearchEngine(index_dir)
+    first = engine.generation().name  # the engine holds a lease on it
+    build(corpus, index_dir, workers=1, full=True)
+    assert (index_dir / first).exists()  # still read by the engine
+    assert engine.generation().name != first  # the engine moves on without a restart
+    import gc
+
+    gc.collect()
+    collect_garbage(index_dir)
+    assert not (index_dir / first).exists()
+
+
+def test_unusable_inputs(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = build(empty, tmp_path / "index", workers=1)
+    assert report.indexed == 0
+    assert SearchEngine(tmp_path / "index").search("anything")["total"] == 0
