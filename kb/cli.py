@@ -167,6 +167,38 @@ def show_cmd(article_id, as_json, index_dir):
             click.echo(f"  - {d['title']}: {d['url']}")
 
 
+@cli.command("eval")
+@click.argument("queries", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print all figures and per-query ranks as JSON.")
+@click.option("--verbose", "-v", is_flag=True, help="List the queries whose best answer is not first.")
+@INDEX_OPTION
+def eval_cmd(queries, as_json, verbose, index_dir):
+    """Measure relevance: MRR@10 and recall@5 of a query file, overall and per kind.
+
+    QUERIES is a JSON list of {"q", "relevant": [paths], "kind", "service"?}; a query's service is
+    applied as a facet filter, as GET /api/search?service= would.
+
+    Example: kb eval ../shared/eval/dev-queries.json --index ./index
+    """
+    from .evaluate import evaluate, load_queries
+
+    try:
+        items = load_queries(queries)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="QUERIES") from None
+    report = evaluate(_engine(index_dir), items)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{'kind':<18}{'n':>4}{'MRR@10':>9}{'recall@5':>10}")
+    for kind, row in [("overall", report["overall"]), *report["kinds"].items()]:
+        click.echo(f"{kind:<18}{row['n']:>4}{row['mrr@10']:>9.3f}{row['recall@5']:>10.3f}")
+    if verbose:
+        for row in report["queries"]:
+            if row["rank"] != 1:
+                click.echo(f"  rank {row['rank'] or '-':>4}  {row['kind']:<16} {row['q']}")
+
+
 @cli.command("serve")
 @INDEX_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all of them).")

@@ -41,7 +41,7 @@ LOCK = ".build.lock"
 LEASE = ".lease"
 MANIFEST = "manifest.json"
 #: Bumped when the schema or analysis changes, so an incremental build knows to start afresh.
-FORMAT = 7
+FORMAT = 8
 
 #: Characters of body text kept for result snippets; bounds highlighting work per hit.
 SNIPPET_SOURCE_CHARS = 1500
@@ -86,9 +86,9 @@ def make_schema() -> Schema:
 
 
 def article_document(a: Article) -> dict:
-    """The Whoosh document of one article."""
+    """The Whoosh document of one article (empty values left out: no facet value "")."""
     snippet_source = "\n".join(x for x in (a.issue, a.body) if x)[:SNIPPET_SOURCE_CHARS]
-    return {
+    doc = {
         "id": a.id,
         "path": a.path,
         "articleid": a.article_id.lower(),
@@ -110,6 +110,7 @@ def article_document(a: Article) -> dict:
         "spell": "\n".join((a.title, a.info, a.description, a.issue)),
         "dupkey": hashlib.sha1("\x00".join((a.title, a.body, *a.steps)).lower().encode("utf-8")).hexdigest()[:16],
     }
+    return {k: v for k, v in doc.items() if v != ""}
 
 
 class BuildLocked(Exception):
