@@ -128,6 +128,8 @@ class SearchEngine:
         self._lock = threading.Lock()
         self._gen: Generation | None = None
         self._stamp: tuple[int, int] | None = None
+        self._watcher: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # -- generations -----------------------------------------------------------------------
 
@@ -141,7 +143,11 @@ class SearchEngine:
         gen = self._gen
         if gen is not None and stamp == self._stamp:
             return gen
-        with self._lock:
+        # Opening a generation takes a moment; while one thread does it, the others keep
+        # answering from the generation they have instead of queueing behind it.
+        if not self._lock.acquire(blocking=gen is None):
+            return gen
+        try:
             if self._gen is not None and stamp == self._stamp:
                 return self._gen
             path = current_generation(self.index_dir)
@@ -150,9 +156,37 @@ class SearchEngine:
                     return self._gen  # keep serving what we have
                 raise IndexMissing(f"no index in {self.index_dir}; run `kb index` first")
             if self._gen is None or path.name != self._gen.name:
-                self._gen = Generation(path, self.synonyms)
+                try:
+                    self._gen = Generation(path, self.synonyms)
+                except Exception:
+                    if self._gen is None:
+                        raise
+                    return self._gen  # a generation that won't open: keep serving, retry later
             self._stamp = stamp
             return self._gen
+        finally:
+            self._lock.release()
+
+    def start_watching(self, interval: float = 0.5) -> None:
+        """Open each new generation in a background thread as soon as a build switches to it,
+        so no request waits for it to open.  Call it in the process that serves (after a fork)."""
+        if self._watcher is not None and self._watcher.is_alive():
+            return
+
+        def watch() -> None:
+            while not self._closed.wait(interval):
+                try:
+                    self.generation()
+                except Exception:  # noqa: BLE001 - no index yet, or one being replaced: retry
+                    pass
+
+        self._watcher = threading.Thread(target=watch, name="kb-index-watcher", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop watching and let the open generation go."""
+        self._closed.set()
+        self._gen = None
 
     def info(self) -> dict:
         gen = self.generation()
