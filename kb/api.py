@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
@@ -19,17 +22,19 @@ from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 from .openapi import openapi_document
 from .parse import render_markdown
 from .query import MAX_QUERY_CHARS
-from .search import IndexMissing, SearchEngine
+from .search import FACETS, IndexMissing, SearchEngine
 
-SEARCH_PARAMS = ("q", "service", "tag", "page", "per_page")
-#: Facet name -> the query-string parameter that selects its values.
-FACET_PARAMS = {"service": "service", "tag": "tag"}
+#: The parameters of a search; each facet's values are selected by a parameter of its name.
+SEARCH_PARAMS = ("q", *FACETS, "page", "per_page")
 #: Bounds on facet selections; no real request comes near them.
 MAX_FACET_VALUES = 20
 MAX_FACET_VALUE_CHARS = 200
-#: What an article id can look like (see kb.parse.article_id_for); anything else is a 404.
-ARTICLE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,499}")
+#: What an article id can look like (see kb.parse.article_id_for); anything else is a 404 without
+#: asking the engine.  Ids are looked up, never used as paths, so ".." can only be "not found".
+ARTICLE_ID_RE = re.compile(r"[A-Za-z0-9._~-]{1,500}")
 _INT_RE = re.compile(r"[0-9]{1,9}")
+#: Seconds a search may run before it is stopped with a 503 (setting KB_SEARCH_TIMEOUT).
+SEARCH_TIMEOUT = 10.0
 
 bp = Blueprint("api", __name__)
 
@@ -124,7 +129,8 @@ def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
     if strict:
         for name in args:
             if name not in SEARCH_PARAMS:
-                raise BadParameter(name, f"unknown parameter {name!r}; expected one of {', '.join(SEARCH_PARAMS)}")
+                shown = name if len(name) <= 40 else name[:40] + "…"
+                raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected one of {', '.join(SEARCH_PARAMS)}")
     q = _single(args, "q") or ""
     if len(q) > MAX_QUERY_CHARS:
         raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
@@ -142,11 +148,54 @@ def engine() -> SearchEngine:
     return current_app.extensions["kb_engine"]
 
 
-def _run(method, *args, **kwargs):
+class SearchTimeout(BaseException):
+    """A search ran past its deadline.
+
+    A BaseException, so no ``except Exception`` inside the search layer can swallow it.
+    """
+
+
+class TooSlow(ServiceUnavailable):
+    """A 503 for a search stopped at its deadline; ``q`` is what made it slow."""
+
+    parameter = "q"
+
+
+@contextmanager
+def _deadline(seconds: float):
+    """Interrupt the block after ``seconds`` with :class:`SearchTimeout`.
+
+    Only on the main thread, where gunicorn's sync workers (and the test client) run requests;
+    elsewhere (the threaded debug server) the block just runs.  Without this, one pathological
+    query would hold a worker until gunicorn kills it, and the client would get no answer at all.
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(_signum, _frame):
+        raise SearchTimeout
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return method(*args, **kwargs)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _run(method, *args, **kwargs):
+    """Call the engine: a missing index and a search past its deadline become 503s."""
+    seconds = current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT)
+    try:
+        with _deadline(seconds):
+            return method(*args, **kwargs)
     except IndexMissing:
         raise ServiceUnavailable("no index has been built yet; run `kb index` and retry") from None
+    except SearchTimeout:
+        raise TooSlow(f"the search took longer than {seconds:g} s and was stopped; "
+                      "try fewer words or leave out wildcards (*, ?)") from None
 
 
 def _url(path: str, params: SearchParams, default_per_page: int) -> str:
@@ -168,7 +217,7 @@ def search_data(params: SearchParams, base: str) -> dict:
         return _url(path, p, default_pp)
 
     facets: dict[str, list[dict]] = {}
-    for name in FACET_PARAMS:
+    for name in FACETS:
         chosen = params.selected(name)
         values = []
         for item in data["facets"].get(name, []):
@@ -185,7 +234,7 @@ def search_data(params: SearchParams, base: str) -> dict:
     data["filters"] = [
         {"facet": name, "value": value,
          "remove_url": url(params.with_selected(name, tuple(v for v in params.selected(name) if v != value)))}
-        for name in FACET_PARAMS for value in params.selected(name)
+        for name in FACETS for value in params.selected(name)
     ]
     for result in data["results"]:
         result["api_url"] = f"/api/articles/{result['id']}"
@@ -202,7 +251,6 @@ def search_data(params: SearchParams, base: str) -> dict:
         "next": url(replace(params, page=params.page + 1)) if params.page < last else None,
         "clear_filters": url(replace(params, services=(), tags=(), page=1)) if data["filters"] else None,
     }
-    data["query"] = params.q
     return data
 
 

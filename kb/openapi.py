@@ -23,7 +23,7 @@ def _json(schema: dict, description: str) -> dict:
 def _errors(*statuses: int) -> dict:
     text = {400: "A parameter is malformed or unknown; `parameter` names it.",
             404: "No such article.", 405: "Only GET is allowed.",
-            503: "No index has been built yet."}
+            503: "No index has been built yet, or the search ran past its deadline (`parameter` is q)."}
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
@@ -69,6 +69,8 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "snippet": {"type": "string", "description": "HTML-escaped excerpt; matched words in <mark>."},
                 "url": {"type": "string", "description": "The article's HTML page."},
                 "api_url": {"type": "string", "description": "The article's JSON."},
+                "copy_of": {**_NULLABLE_STR, "description": "The id of the result above that this one "
+                                                             "repeats (same title and text, e.g. another cloud)."},
             },
         },
         "SearchResponse": {

@@ -24,19 +24,19 @@ import numpy as np
 from markupsafe import escape
 from whoosh import index as whoosh_index
 
-from .index import CURRENT, LEASE, current_generation, read_manifest
+from .index import CURRENT, FORMAT, LEASE, current_generation, read_manifest
 from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
 from .scoring import FieldStats, score_words
 from .synonyms import Synonyms
 
 FACETS = ("service", "tag")
-#: Facet values listed per facet (selected values are always listed).
+#: Facet values listed per facet by default (selected values are always listed).
 FACET_LIMIT = 30
 SNIPPET_CHARS = 240
 
 
 class IndexMissing(Exception):
-    """No completed index exists in the index directory."""
+    """No usable index exists in the index directory (none built yet, or an outdated format)."""
 
 
 class Facet:
@@ -68,11 +68,11 @@ class Facet:
             mask[self.docs[np.isin(self.ords, wanted)]] = True
         return mask
 
-    def counts(self, base: np.ndarray, selected: list[str]) -> list[dict]:
+    def counts(self, base: np.ndarray, selected: list[str], limit: int = FACET_LIMIT) -> list[dict]:
         """Value counts among the ``base`` documents, largest first, selected values always listed."""
         counts = np.bincount(self.ords[base[self.docs]], minlength=len(self.values))
         order = np.lexsort((np.arange(len(self.values)), -counts))
-        listed = [(self.values[i], int(counts[i])) for i in order[:FACET_LIMIT] if counts[i] > 0]
+        listed = [(self.values[i], int(counts[i])) for i in order[:limit] if counts[i] > 0]
         names = {v for v, _ in listed}
         for v in selected:
             if v not in names:
@@ -90,6 +90,12 @@ class Generation:
         self._lease = os.open(path / LEASE, os.O_RDONLY)
         fcntl.flock(self._lease, fcntl.LOCK_SH)
         self.manifest = read_manifest(path)
+        if self.manifest.get("format") != FORMAT:
+            os.close(self._lease)
+            raise IndexMissing(
+                f"the index in {path.parent} was built by another version of kb (format "
+                f"{self.manifest.get('format')}, this kb reads {FORMAT}); rebuild it with `kb index`"
+            )
         self.ix = whoosh_index.open_dir(str(path))
         self.searcher = self.ix.searcher()
         reader = self.searcher.reader()
@@ -201,6 +207,7 @@ class SearchEngine:
         tags: tuple[str, ...] | list[str] = (),
         page: int = 1,
         per_page: int = 10,
+        facet_limit: int = FACET_LIMIT,
     ) -> dict:
         """Search for ``q`` within the selected facet values.
 
@@ -227,7 +234,7 @@ class SearchEngine:
             for other, m in masks.items():
                 if other != name and m is not None:
                     base = base & m
-            facets[name] = gen.facets[name].counts(base, selected[name])
+            facets[name] = gen.facets[name].counts(base, selected[name], facet_limit)
 
         start = (page - 1) * per_page
         results: list[dict] = []
@@ -262,21 +269,47 @@ class SearchEngine:
 
     @staticmethod
     def _ranked(gen: Generation, parsed: Parsed, scores, final: np.ndarray, limit: int) -> list[tuple[int, float | None, int | None]]:
-        """The best ``limit`` results as (docnum, score, docnum of the copy it repeats), best first."""
-        want = limit + 10  # room for copies pulled up behind their first
-        if parsed.words is not None:
-            cand = np.flatnonzero(final)
-            s = scores[cand]
-            k = min(want, cand.size)
-            top = cand[np.argpartition(-s, k - 1)[:k]] if k < cand.size else cand
-            ranked = sorted(((int(d), float(scores[d])) for d in top), key=lambda h: (-h[1], h[0]))
-        elif parsed.query is not None:
+        """The best ``limit`` results as (docnum, score, docnum of the copy it repeats), best first.
+
+        The order is one total order, whatever the page: copies of an article sit right behind the
+        best of them (a group ranks by its best member), ties broken by document number.
+        """
+        if parsed.query is not None and parsed.words is None:
+            # Whoosh ranks syntax queries; a copy is marked when the article it repeats is above it
             allow = None if final.sum() == gen.doc_count else set(np.flatnonzero(final).tolist())
-            res = gen.searcher.search(parsed.query, limit=want, filter=allow)
-            ranked = [(hit.docnum, float(hit.score)) for hit in res]
-        else:
-            ranked = [(int(d), None) for d in np.flatnonzero(final)[:want]]
-        return _group_copies(gen, ranked)[:limit]
+            res = gen.searcher.search(parsed.query, limit=limit, filter=allow)
+            seen: dict[int, int] = {}
+            out = []
+            for hit in res:
+                group = int(gen.copies[hit.docnum])
+                head = seen.setdefault(group, hit.docnum) if group >= 0 else hit.docnum
+                out.append((hit.docnum, float(hit.score), head if head != hit.docnum else None))
+            return out
+        cand = np.flatnonzero(final)
+        own = scores[cand] if scores is not None else np.zeros(cand.size, dtype=np.float32)
+        group = gen.copies[cand]
+        grouped = group >= 0
+        group = np.where(grouped, group, cand)
+        best = own.copy()
+        if grouped.any():
+            top_of_group = np.full(gen.stats.n, -np.inf, dtype=np.float32)
+            np.maximum.at(top_of_group, group[grouped], own[grouped])
+            best[grouped] = top_of_group[group[grouped]]
+        if scores is None:
+            best = -group.astype(np.float32)  # browsing: in document order, copies together
+        if limit < cand.size:
+            # everything that can reach the first `limit` places: groups at or above the cut-off
+            cut = np.partition(-best, limit - 1)[limit - 1]
+            keep = -best <= cut
+            cand, own, group, best = cand[keep], own[keep], group[keep], best[keep]
+        order = np.lexsort((cand, -own, group, -best))[:limit]
+        out = []
+        heads: dict[int, int] = {}
+        for i in order:
+            d, g = int(cand[i]), int(group[i])
+            head = heads.setdefault(g, d)
+            out.append((d, float(own[i]) if scores is not None else None, head if head != d else None))
+        return out
 
     # -- articles ------------------------------------------------------------------------------
 
@@ -320,25 +353,6 @@ def _copy_groups(reader, n: int) -> np.ndarray:
             out[d] = head
             out[head] = head
     return out
-
-
-def _group_copies(gen: Generation, ranked: list[tuple[int, float | None]]) -> list[tuple[int, float | None, int | None]]:
-    """Move copies of an article (same title and text) right behind the first of them, marked
-    with its docnum, so a page shows them as one group instead of scattered duplicates."""
-    heads: dict[int, int] = {}
-    groups: dict[int, list[tuple[int, float | None, int | None]]] = {}
-    order: list[int] = []
-    for docnum, score in ranked:
-        key = int(gen.copies[docnum])
-        head = heads.get(key) if key >= 0 else None
-        if head is None:
-            if key >= 0:
-                heads[key] = docnum
-            groups[docnum] = [(docnum, score, None)]
-            order.append(docnum)
-        else:
-            groups[head].append((docnum, score, head))
-    return [item for head in order for item in groups[head]]
 
 
 def _result(gen: Generation, docnum: int, score: float | None, marker: "Marker", copy_of: int | None) -> dict:

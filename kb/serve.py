@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 
 from .articles import sample_root
 from .index import BuildReport, build, current_generation, read_manifest
+from .search import IndexMissing
 from .web import create_app
 
 Echo = Callable[[str], None]
@@ -63,7 +64,15 @@ class KbServer(BaseApplication):
         self.cfg.set("when_ready", self._when_ready)
 
     def load(self):
-        return create_app({"KB_INDEX": self.index_dir})
+        app = create_app({"KB_INDEX": self.index_dir})
+        try:  # open the index now, in the worker, so the first request does not wait for it
+            app.extensions["kb_engine"].generation()
+        except IndexMissing:
+            pass  # requests answer 503 until an index is built
+        except Exception:  # noqa: BLE001 - a worker that cannot boot would take the server down
+            app.logger.exception("could not open the index in %s; requests will fail until it is rebuilt",
+                                 self.index_dir)
+        return app
 
     def _when_ready(self, server) -> None:
         # Printed once the sockets are bound, so the port is the real one even for --port 0.

@@ -6,7 +6,8 @@ static files load from the installed ``kb.templates`` and ``kb.static`` packages
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib import metadata, resources
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import nh3
@@ -45,8 +46,8 @@ def create_app(config: dict | None = None) -> Flask:
     """Create the kb web app; ``config`` overrides the settings of :mod:`kb.config`."""
     app = Flask(
         __name__,
-        template_folder=str(resources.files("kb.templates")),
-        static_folder=str(resources.files("kb.static")),
+        template_folder=package_dir("kb.templates"),
+        static_folder=package_dir("kb.static"),
         static_url_path="/static",
     )
     app.config.update(kbconfig.defaults())
@@ -63,6 +64,26 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.filters["wbr"] = break_after_dots
     app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, max_query_chars=MAX_QUERY_CHARS)
     return app
+
+
+def package_dir(package: str) -> str:
+    """The directory of one of kb's installed data packages (``kb.templates``, ``kb.static``).
+
+    ``kb.templates`` exists only in an installed kb (pyproject maps the top-level templates/ to
+    it).  When a source checkout's ``kb/`` shadows the installed package (``python -m pytest``
+    from the repository after ``pip install .``), import cannot find it, so ask the installed
+    distribution where its files are.
+    """
+    try:
+        return str(resources.files(package))
+    except ModuleNotFoundError:
+        pass
+    # A build can leave kb.egg-info in the checkout too, so look at every kb distribution found.
+    for dist in metadata.distributions(name="kb"):
+        path = Path(str(dist.locate_file(package.replace(".", "/"))))
+        if path.is_dir():
+            return str(path)
+    raise RuntimeError(f"{package} not found: install kb (pip install -e .) to serve it")
 
 
 # -- pages ------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""kb's benchmark suite (see bench/README.md): build, query latency and HTTP load on the real corpus."""
