@@ -191,8 +191,8 @@ def _run(method, *args, **kwargs):
     try:
         with _deadline(seconds):
             return method(*args, **kwargs)
-    except IndexMissing:
-        raise ServiceUnavailable("no index has been built yet; run `kb index` and retry") from None
+    except IndexMissing as exc:
+        raise ServiceUnavailable(str(exc)) from None
     except SearchTimeout:
         raise TooSlow(f"the search took longer than {seconds:g} s and was stopped; "
                       "try fewer words or leave out wildcards (*, ?)") from None

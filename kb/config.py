@@ -14,6 +14,8 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "KB_PER_PAGE": (10, "Results per page when the request does not say."),
     "KB_MAX_PER_PAGE": (MAX_PER_PAGE, "Largest per_page a request may ask for."),
     "KB_MAX_PAGE": (MAX_PAGE, "Largest page number a request may ask for."),
+    "KB_SEARCH_TIMEOUT": (10.0, "Seconds a search may run before it is stopped with a 503 (0: no limit)."),
+    "KB_FACET_LIMIT": (30, "Values listed per facet in /api/search (selected values always are)."),
 }
 
 

@@ -19,6 +19,7 @@ and never raises.
 from __future__ import annotations
 
 import re
+from itertools import islice
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -34,6 +35,9 @@ from .synonyms import Synonyms
 MAX_QUERY_CHARS = 500
 #: Words of a plain query beyond this are ignored: symptoms are short, and each word costs.
 MAX_WORDS = 16
+#: A wildcard, prefix or fuzzy term looks at this many index terms and keeps the most common few.
+MAX_SCANNED = 5000
+MAX_EXPANSIONS = 30
 
 #: Weights of the text fields at query time (the best field of each word counts, plus a share
 #: of the others).  Titles are written to be found; info-bubble text and descriptions are short
@@ -183,12 +187,33 @@ class QueryBuilder:
 
     def _syntax(self, text: str) -> wq.Query | None:
         try:
-            q = self._parser.parse(text)
+            q = self._parser.parse(text).accept(self._bounded)
         except Exception:  # noqa: BLE001 - broken syntax degrades to plain words
             return None
         if q is None or q is wq.NullQuery or not list(q.iter_all_terms()) and not isinstance(q, wq.Every):
             return None
         return q
+
+    def _bounded(self, node: wq.Query) -> wq.Query:
+        """Replace wildcard, prefix and fuzzy terms by their most frequent expansions.
+
+        Whoosh expands ``c*`` to every term starting with "c" in six fields and scores them all
+        (tens of seconds on the real corpus).  A pattern needs two literal characters before its
+        first wildcard, and keeps at most :data:`MAX_EXPANSIONS` terms, the most common first.
+        """
+        if not isinstance(node, wq.MultiTerm):
+            return node
+        field = node.fieldname
+        if isinstance(node, (wq.Wildcard, wq.Prefix)):
+            literal = re.split(r"[*?]", node.text, maxsplit=1)[0]
+            if len(literal) < 2:
+                return wq.Term(field, literal, boost=node.boost) if literal else wq.NullQuery
+        candidates = list(islice(node._btexts(self.reader), MAX_SCANNED))
+        if not candidates:
+            return wq.NullQuery
+        candidates.sort(key=lambda t: -self.reader.doc_frequency(field, t))
+        terms = [wq.Term(field, utf8decode(t)[0] if isinstance(t, bytes) else t) for t in candidates[:MAX_EXPANSIONS]]
+        return wq.Or(terms, boost=node.boost)
 
     def _plain(self, text: str) -> Parsed:
         """Plain words: each typed word, its typo correction and its synonyms as alternatives."""

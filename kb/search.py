@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ FACETS = ("service", "tag")
 #: Facet values listed per facet by default (selected values are always listed).
 FACET_LIMIT = 30
 SNIPPET_CHARS = 240
+#: Searches whose answers are kept per generation (agents repeat queries; bots retry them).
+RESULT_CACHE = 2048
 
 
 class IndexMissing(Exception):
@@ -104,6 +107,8 @@ class Generation:
         self.doc_count = int(self.alive.sum())
         self.facets = {name: Facet(reader, name, self.stats.n) for name in FACETS}
         self.queries = QueryBuilder(self.searcher, synonyms)
+        # answers to repeated searches; a new generation starts with an empty cache
+        self.results = _LRU(RESULT_CACHE)
         self.copies = _copy_groups(reader, self.stats.n)
 
     def docnum(self, article_id: str) -> int | None:
@@ -219,6 +224,16 @@ class SearchEngine:
         started = time.perf_counter()
         gen = self.generation()
         selected = {"service": _norm_values(services), "tag": _norm_values(tags)}
+        key = (q, tuple(selected["service"]), tuple(selected["tag"]), page, per_page, facet_limit)
+        cached = gen.results.get(key)
+        if cached is not None:
+            return _fresh_copy(cached, started)
+        answer = self._search(gen, q, selected, page, per_page, facet_limit)
+        gen.results.put(key, answer)
+        return _fresh_copy(answer, started)
+
+    def _search(self, gen: Generation, q: str, selected: dict[str, list[str]], page: int, per_page: int,
+                facet_limit: int) -> dict:
         parsed = gen.queries.parse(q)
         scores, matched = self._match(gen, parsed)
         masks = {name: gen.facets[name].selection(values) for name, values in selected.items()}
@@ -251,7 +266,6 @@ class SearchEngine:
             "results": results,
             "facets": facets,
             "suggestion": parsed.suggestion,
-            "took_ms": round((time.perf_counter() - started) * 1000, 2),
         }
 
     @staticmethod
@@ -325,6 +339,40 @@ class SearchEngine:
         data.pop("warnings", None)
         data["url"] = article_url(data["id"])
         return data
+
+
+class _LRU:
+    """A small thread-safe LRU map."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+def _fresh_copy(answer: dict, started: float) -> dict:
+    """A copy of a cached answer that callers may change (the web layer adds links to it)."""
+    out = dict(answer)
+    out["results"] = [dict(r) for r in answer["results"]]
+    out["facets"] = {name: [dict(v) for v in values] for name, values in answer["facets"].items()}
+    out["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return out
 
 
 def article_url(article_id: str) -> str:

@@ -65,8 +65,11 @@ class KbServer(BaseApplication):
 
     def load(self):
         app = create_app({"KB_INDEX": self.index_dir})
+        engine = app.extensions["kb_engine"]
+        # each worker opens a new generation in the background as soon as a build switches to it
+        engine.start_watching(0.5)
         try:  # open the index now, in the worker, so the first request does not wait for it
-            app.extensions["kb_engine"].generation()
+            engine.generation()
         except IndexMissing:
             pass  # requests answer 503 until an index is built
         except Exception:  # noqa: BLE001 - a worker that cannot boot would take the server down
