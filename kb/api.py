@@ -211,7 +211,7 @@ def search_data(params: SearchParams, base: str) -> dict:
     """
     default_pp = current_app.config["KB_PER_PAGE"]
     data = _run(engine().search, params.q, services=params.services, tags=params.tags,
-                page=params.page, per_page=params.per_page)
+                page=params.page, per_page=params.per_page, facet_limit=current_app.config["KB_FACET_LIMIT"])
 
     def url(p: SearchParams, path: str = base) -> str:
         return _url(path, p, default_pp)

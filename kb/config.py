@@ -15,13 +15,16 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "KB_MAX_PER_PAGE": (MAX_PER_PAGE, "Largest per_page a request may ask for."),
     "KB_MAX_PAGE": (MAX_PAGE, "Largest page number a request may ask for."),
     "KB_SEARCH_TIMEOUT": (10.0, "Seconds a search may run before it is stopped with a 503 (0: no limit)."),
-    "KB_FACET_LIMIT": (30, "Values listed per facet in /api/search (selected values always are)."),
+    "KB_FACET_LIMIT": (30, "Values listed per facet (selected values always are)."),
+    "KB_RESULT_CACHE": (2048, "Search answers kept per index generation for repeated searches (0: off)."),
 }
 
 
 def defaults() -> dict:
-    """The default settings, with KB_INDEX taken from the environment when set."""
+    """The default settings, each overridden by an environment variable of its name when set."""
     values = {name: default for name, (default, _help) in SETTINGS.items()}
-    if os.environ.get("KB_INDEX"):
-        values["KB_INDEX"] = os.environ["KB_INDEX"]
+    for name, default in list(values.items()):
+        raw = os.environ.get(name)
+        if raw:  # the environment overrides a default, in the default's type
+            values[name] = type(default)(raw)
     return values

@@ -86,7 +86,7 @@ class Facet:
 class Generation:
     """One open index generation: searcher, scoring statistics, facets and a reader's lease."""
 
-    def __init__(self, path: Path, synonyms: Synonyms):
+    def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0):
         self.path = path
         self.name = path.name
         # A shared lease tells builders this generation is in use (see kb.index.collect_garbage).
@@ -108,7 +108,7 @@ class Generation:
         self.facets = {name: Facet(reader, name, self.stats.n) for name in FACETS}
         self.queries = QueryBuilder(self.searcher, synonyms)
         # answers to repeated searches; a new generation starts with an empty cache
-        self.results = _LRU(RESULT_CACHE)
+        self.results = _LRU(result_cache)
         self.copies = _copy_groups(reader, self.stats.n)
 
     def docnum(self, article_id: str) -> int | None:
@@ -133,8 +133,10 @@ class Generation:
 class SearchEngine:
     """Search an index directory; safe to share between threads."""
 
-    def __init__(self, index_dir: str | os.PathLike, synonyms: Synonyms | None = None):
+    def __init__(self, index_dir: str | os.PathLike, synonyms: Synonyms | None = None,
+                 result_cache: int | None = None):
         self.index_dir = Path(index_dir)
+        self.result_cache = RESULT_CACHE if result_cache is None else result_cache
         self.synonyms = synonyms if synonyms is not None else Synonyms.load()
         self._lock = threading.Lock()
         self._gen: Generation | None = None
@@ -168,7 +170,7 @@ class SearchEngine:
                 raise IndexMissing(f"no index in {self.index_dir}; run `kb index` first")
             if self._gen is None or path.name != self._gen.name:
                 try:
-                    self._gen = Generation(path, self.synonyms)
+                    self._gen = Generation(path, self.synonyms, self.result_cache)
                 except Exception:
                     if self._gen is None:
                         raise
