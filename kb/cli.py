@@ -92,6 +92,19 @@ def _print_report(report, index_dir: str) -> None:
             click.echo(f"    {s.path}: {s.reason}" + (f" ({s.detail})" if s.detail else ""))
 
 
+def _api_get(index_dir: str, path: str, params: list[tuple[str, object]] | None = None) -> dict:
+    """The JSON that ``GET path`` answers for this index: the CLI prints the API's own answer, so
+    scripts and bots see one format, and its errors become one-line messages."""
+    from .web import create_app
+
+    app = create_app({"KB_INDEX": index_dir, "KB_RESULT_CACHE": 0})
+    response = app.test_client().get(path, query_string=params or [])
+    data = response.get_json(silent=True) or {}
+    if response.status_code != 200:
+        raise click.ClickException(data.get("message") or f"HTTP {response.status_code}")
+    return data
+
+
 def _engine(index_dir: str):
     from .search import IndexMissing, SearchEngine
 
@@ -120,7 +133,9 @@ def search_cmd(query, services, tags, limit, page, as_json, index_dir):
 
     if len(query) > MAX_QUERY_CHARS:
         raise click.BadParameter(f"must be at most {MAX_QUERY_CHARS} characters", param_hint="QUERY")
-    result = _engine(index_dir).search(query, services=services, tags=tags, page=page, per_page=limit)
+    params = [("q", query), *(("service", s) for s in services), *(("tag", t) for t in tags),
+              ("page", page), ("per_page", limit)]
+    result = _api_get(index_dir, "/api/search", params)
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
@@ -146,9 +161,9 @@ def show_cmd(article_id, as_json, index_dir):
 
     Example: kb show articles~microsoft.storage~storage-403
     """
-    article = _engine(index_dir).article(article_id)
-    if article is None:
-        raise click.ClickException(f"no article with id {article_id!r}")
+    from urllib.parse import quote
+
+    article = _api_get(index_dir, f"/api/articles/{quote(article_id, safe='')}")
     if as_json:
         click.echo(json.dumps(article, indent=2, ensure_ascii=False))
         return

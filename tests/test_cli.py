@@ -55,10 +55,14 @@ def test_index_unusable_dir(runner, tmp_path, path):
     assert res.output.count("\n") == 1 and "is not a directory" in res.output
 
 
-def test_search_json_is_the_api_shape(runner, sample_index):
-    res = invoke(runner, "search", "rdp", "--index", str(sample_index), "--json", "--limit", "3")
+def test_search_json_is_the_api_json(runner, sample_index):
+    from kb.web import create_app
+
+    res = invoke(runner, "search", "rdp", "--service", "microsoft.compute", "--index", str(sample_index),
+                 "--json", "--limit", "3")
     data = json.loads(res.output)
-    expected = SearchEngine(sample_index).search("rdp", per_page=3)
+    client = create_app({"KB_INDEX": str(sample_index)}).test_client()
+    expected = client.get("/api/search?q=rdp&service=microsoft.compute&per_page=3").get_json()
     data.pop("took_ms"), expected.pop("took_ms")
     assert data == expected
 
@@ -90,6 +94,8 @@ def test_show(runner, sample_index):
     assert data["id"] == hit["id"] and data["steps"]
     missing = runner.invoke(cli, ["show", "nope", "--index", str(sample_index)])
     assert missing.exit_code == 1 and "no article with id 'nope'" in missing.output
+    sneaky = runner.invoke(cli, ["show", "../../etc/passwd", "--index", str(sample_index)])
+    assert sneaky.exit_code == 1 and "no article with id" in sneaky.output
 
 
 def test_eval(runner, sample_index, tmp_path):
