@@ -13,7 +13,8 @@ import signal
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from urllib.parse import urlencode
+from functools import lru_cache
+from urllib.parse import quote_plus
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
@@ -73,17 +74,26 @@ class SearchParams:
         return replace(self, tags=values, page=1)
 
     def query_string(self, default_per_page: int) -> str:
-        """The canonical query string of this state (defaults left out), '' when there is none."""
-        pairs: list[tuple[str, str | int]] = []
+        """The canonical query string of this state (defaults left out), '' when there is none.
+
+        Built from cached encoded pieces: a search page carries dozens of these links.
+        """
+        parts: list[str] = []
         if self.q:
-            pairs.append(("q", self.q))
-        pairs += [("service", v) for v in self.services]
-        pairs += [("tag", v) for v in self.tags]
+            parts.append("q=" + _encoded(self.q))
+        parts += ["service=" + _encoded(v) for v in self.services]
+        parts += ["tag=" + _encoded(v) for v in self.tags]
         if self.per_page != default_per_page:
-            pairs.append(("per_page", self.per_page))
+            parts.append(f"per_page={self.per_page}")
         if self.page != 1:
-            pairs.append(("page", self.page))
-        return urlencode(pairs)
+            parts.append(f"page={self.page}")
+        return "&".join(parts)
+
+
+@lru_cache(maxsize=4096)
+def _encoded(value: str) -> str:
+    """``value`` encoded for a query string, as urlencode would."""
+    return quote_plus(value)
 
 
 def _single(args: MultiDict, name: str) -> str | None:
