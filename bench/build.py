@@ -38,7 +38,7 @@ import string
 
 from bench.common import (  # noqa: E402
     PYTHON, add_common_args, command_line, corpus_dir, drift_warning, fmt_mb, fmt_s, log, machine, median,
-    run_child, save, table, verdict, workspace,
+    report, run_child, verdict, workspace,
 )
 
 TARGET_FULL_S = 12.0
@@ -325,13 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     with workspace(args.workdir, args.keep) as work:
         corpus = corpus_dir(args.corpus, work)
         result = run(args, corpus, work)
-    path = save("build", result, args.json_out)
-    print(f"\n{result['command']}\n")
-    print(table(["metric", "target", "kb", "naive Whoosh", ""], summary_rows(result)))
-    for w in result.get("warnings", []):
-        print(f"\n{w}")
-    print(f"\nmachine: {json.dumps(result['machine'])}\nfull results: {path}")
-    return 0
+    return report("build", result, args.json_out, summary_rows(result))
 
 
 if __name__ == "__main__":

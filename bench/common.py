@@ -508,3 +508,41 @@ class Timer:
     @property
     def ms(self) -> float:
         return self.s * 1000
+
+
+def indexes_for(args, work: Path) -> tuple[str, str | None]:
+    """The kb and naive-Whoosh index directories a run measures (absolute paths), building any
+    that ``--index`` / ``--naive-index`` did not name; refuses a stale ``--index``."""
+    if args.index and not args.allow_stale_index:
+        problem = index_format_problem(args.index)
+        if problem:
+            raise SystemExit(problem)
+    # absolute paths: the measuring children run in the repository root
+    kb_index = args.index and str(Path(args.index).resolve())
+    naive_index = None if args.no_naive or not args.naive_index else str(Path(args.naive_index).resolve())
+    if not kb_index or (not args.no_naive and not naive_index):
+        from bench.build import kb_build, naive_build
+
+        corpus = corpus_dir(args.corpus, work)
+        if not kb_index:
+            kb_index = str(work / "kb-index")
+            log(f"building a kb index of {corpus} -> {kb_index}")
+            kb_build(corpus, Path(kb_index), True, args.timeout)
+        if not args.no_naive and not naive_index:
+            naive_index = str(work / "naive-index")
+            log(f"building a naive Whoosh index of {corpus} -> {naive_index}")
+            naive_build(corpus, Path(naive_index), args.timeout)
+    return str(Path(kb_index).resolve()), naive_index and str(Path(naive_index).resolve())
+
+
+def report(name: str, result: dict, json_out: str | None, rows: list, notes: tuple[str, ...] = ()) -> int:
+    """Save a run's results and print its table, notes, warnings and machine."""
+    path = save(name, result, json_out)
+    print(f"\n{result['command']}\n")
+    print(table(["metric", "target", "kb", "naive Whoosh", ""], rows))
+    for note in notes:
+        print(note)
+    for w in result.get("warnings", []):
+        print(f"\n{w}")
+    print(f"\nmachine: {json.dumps(result['machine'])}\nfull results: {path}")
+    return 0

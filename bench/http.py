@@ -45,8 +45,8 @@ import urllib.request
 from urllib.parse import urlencode
 
 from bench.common import (  # noqa: E402
-    PYTHON, ROOT, add_common_args, drift_warning, index_format_problem, children, command_line, corpus_dir, fmt_mb, fmt_ms, fmt_s, free_port,
-    kill_group, load_queries, log, machine, percentiles, pss_kb, rss_kb, save, table, verdict, workspace,
+    PYTHON, ROOT, add_common_args, indexes_for, report, drift_warning, index_format_problem, children, command_line, fmt_mb, fmt_ms, fmt_s, free_port,
+    kill_group, load_queries, log, machine, percentiles, pss_kb, rss_kb, verdict, workspace,
 )
 
 HOST = "127.0.0.1"  # loopback only, always
@@ -290,34 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.duration <= 600:
         raise SystemExit("--duration must be between 1 and 600 seconds")
 
-    if args.index and not args.allow_stale_index:
-        problem = index_format_problem(args.index)
-        if problem:
-            raise SystemExit(problem)
     with workspace(args.workdir, args.keep) as work:
-        # absolute paths: the measuring children run in the repository root
-        kb_index = args.index and str(Path(args.index).resolve())
-        naive_index = None if args.no_naive or not args.naive_index else str(Path(args.naive_index).resolve())
-        if not kb_index or (not args.no_naive and not naive_index):
-            from bench.build import kb_build, naive_build
-
-            corpus = corpus_dir(args.corpus, work)
-            if not kb_index:
-                kb_index = str(work / "kb-index")
-                log(f"building a kb index of {corpus} -> {kb_index}")
-                kb_build(corpus, Path(kb_index), True, args.timeout)
-            if not args.no_naive and not naive_index:
-                naive_index = str(work / "naive-index")
-                log(f"building a naive Whoosh index of {corpus} -> {naive_index}")
-                naive_build(corpus, Path(naive_index), args.timeout)
-        result = run(args, str(Path(kb_index).resolve()), naive_index and str(Path(naive_index).resolve()), work)
-    path = save("http", result, args.json_out)
-    print(f"\n{result['command']}\n")
-    print(table(["metric", "target", "kb", "naive Whoosh", ""], summary_rows(result)))
-    for w in result.get("warnings", []):
-        print(f"\n{w}")
-    print(f"\nmachine: {json.dumps(result['machine'])}\nfull results: {path}")
-    return 0
+        kb_index, naive_index = indexes_for(args, work)
+        result = run(args, kb_index, naive_index, work)
+    return report("http", result, args.json_out, summary_rows(result))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ import json
 import time
 
 from bench.common import (  # noqa: E402
-    PYTHON, add_common_args, drift_warning, index_format_problem, command_line, corpus_dir, fmt_ms, load_queries, log, machine, median,
-    median_of, percentiles, run_child, save, table, verdict, workspace,
+    PYTHON, add_common_args, drift_warning, index_format_problem, indexes_for, report, command_line, fmt_ms, load_queries, log,
+    machine, median,
+    median_of, percentiles, run_child, verdict, workspace,
 )
 
 TARGET_P50_MS = 5.0
@@ -299,38 +300,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0
 
-    if args.index and not args.allow_stale_index:
-        problem = index_format_problem(args.index)
-        if problem:
-            raise SystemExit(problem)
     with workspace(args.workdir, args.keep) as work:
-        # absolute paths: the measuring children run in the repository root
-        kb_index = args.index and str(Path(args.index).resolve())
-        naive_index = None if args.no_naive or not args.naive_index else str(Path(args.naive_index).resolve())
-        if not kb_index or (not args.no_naive and not naive_index):
-            from bench.build import kb_build, naive_build
-
-            corpus = corpus_dir(args.corpus, work)
-            if not kb_index:
-                kb_index = str(work / "kb-index")
-                log(f"building a kb index of {corpus} -> {kb_index}")
-                kb_build(corpus, Path(kb_index), True, args.timeout)
-            if not args.no_naive and not naive_index:
-                naive_index = str(work / "naive-index")
-                log(f"building a naive Whoosh index of {corpus} -> {naive_index}")
-                naive_build(corpus, Path(naive_index), args.timeout)
+        kb_index, naive_index = indexes_for(args, work)
         result = run(args, kb_index, naive_index)
-    path = save("query", result, args.json_out)
-    print(f"\n{result['command']}\n")
-    print(table(["metric", "target", "kb", "naive Whoosh", ""], summary_rows(result)))
-    print("\nslowest warm kb queries (postings cache on): "
-          + "; ".join(f"{s['q']!r} {s['ms']:.1f} ms" for s in result["kb"]["slowest_warm"][:5]))
-    print("slowest kb queries without postings cache: "
-          + "; ".join(f"{s['q']!r} {s['ms']:.1f} ms" for s in result["kb_nocache"]["slowest_warm"][:5]))
-    for w in result.get("warnings", []):
-        print(f"\n{w}")
-    print(f"\nmachine: {json.dumps(result['machine'])}\nfull results: {path}")
-    return 0
+    notes = (
+        "\nslowest warm kb queries (postings cache on): "
+        + "; ".join(f"{s['q']!r} {s['ms']:.1f} ms" for s in result["kb"]["slowest_warm"][:5]),
+        "slowest kb queries without postings cache: "
+        + "; ".join(f"{s['q']!r} {s['ms']:.1f} ms" for s in result["kb_nocache"]["slowest_warm"][:5]),
+    )
+    return report("query", result, args.json_out, summary_rows(result), notes)
 
 
 if __name__ == "__main__":

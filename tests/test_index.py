@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.index import CURRENT, LOCK, BuildLocked, build, collect_garbage, current_generation
+from kb.index import LOCK, BuildLocked, build, collect_garbage, current_generation
 from kb.search import SearchEngine
 
 ARTICLE = """<properties pageTitle="{title}" description="{desc}" service="microsoft.test" resourceTags="alpha, beta" articleId="{aid}" />
