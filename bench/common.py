@@ -510,6 +510,15 @@ class Timer:
         return self.s * 1000
 
 
+def add_index_args(parser) -> None:
+    """The options naming the indexes a run measures (see :func:`indexes_for`)."""
+    parser.add_argument("--index", help="kb index directory (default: build one from the corpus)")
+    parser.add_argument("--naive-index", help="naive Whoosh index directory (default: build one from the corpus)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--allow-stale-index", action="store_true",
+                   help="measure --index even if it was built with another kb index format")
+
+
 def indexes_for(args, work: Path) -> tuple[str, str | None]:
     """The kb and naive-Whoosh index directories a run measures (absolute paths), building any
     that ``--index`` / ``--naive-index`` did not name; refuses a stale ``--index``."""

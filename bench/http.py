@@ -45,7 +45,7 @@ import urllib.request
 from urllib.parse import urlencode
 
 from bench.common import (  # noqa: E402
-    PYTHON, ROOT, add_common_args, indexes_for, report, drift_warning, index_format_problem, children, command_line, fmt_mb, fmt_ms, fmt_s, free_port,
+    PYTHON, ROOT, add_common_args, add_index_args, indexes_for, report, drift_warning, index_format_problem, children, command_line, fmt_mb, fmt_ms, fmt_s, free_port,
     kill_group, load_queries, log, machine, percentiles, pss_kb, rss_kb, verdict, workspace,
 )
 
@@ -272,11 +272,7 @@ def summary_rows(r: dict) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(p)
-    p.add_argument("--index", help="kb index directory (default: build one from the corpus)")
-    p.add_argument("--naive-index", help="naive Whoosh index directory (default: build one from the corpus)")
-    p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
-    p.add_argument("--allow-stale-index", action="store_true",
-                   help="measure --index even if it was built with another kb index format")
+    add_index_args(p)
     p.add_argument("--duration", type=float, default=20, help="seconds of load per server (default 20)")
     p.add_argument("--concurrency", type=int, default=16, help="open connections (default 16)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: leave the CPUs to the server)")

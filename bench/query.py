@@ -40,7 +40,7 @@ import json
 import time
 
 from bench.common import (  # noqa: E402
-    PYTHON, add_common_args, drift_warning, index_format_problem, indexes_for, report, command_line, fmt_ms, load_queries, log,
+    PYTHON, add_common_args, add_index_args, drift_warning, index_format_problem, indexes_for, report, command_line, fmt_ms, load_queries, log,
     machine, median,
     median_of, percentiles, run_child, verdict, workspace,
 )
@@ -272,11 +272,7 @@ def summary_rows(r: dict) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(p)
-    p.add_argument("--index", help="kb index directory (default: build one from the corpus)")
-    p.add_argument("--naive-index", help="naive Whoosh index directory (default: build one from the corpus)")
-    p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
-    p.add_argument("--allow-stale-index", action="store_true",
-                   help="measure --index even if it was built with another kb index format")
+    add_index_args(p)
     p.add_argument("--passes", type=int, default=5, help="warm passes over the queries (default 5)")
     p.add_argument("--naive-passes", type=int, default=3, help="warm passes of the naive baseline (default 3)")
     p.add_argument("--cold-runs", type=int, default=3, help="cold processes per engine (default 3)")
