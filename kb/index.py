@@ -178,6 +178,14 @@ def read_manifest(gen: Path) -> dict:
 
 
 class _BuildLock:
+    """The one-build-at-a-time lock of an index directory.
+
+    A POSIX record lock (``lockf``), not ``flock``: the parser processes a build forks must not
+    inherit it, or a build killed with SIGKILL would leave them holding it and refuse every later
+    build.  POSIX locks die with the process that took them.  (Within one process, closing any
+    descriptor of the lock file drops the lock, so only this class opens it.)
+    """
+
     def __init__(self, index_dir: Path):
         self.path = index_dir / LOCK
         self.fd: int | None = None
@@ -185,7 +193,7 @@ class _BuildLock:
     def __enter__(self):
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(self.fd)
             self.fd = None
@@ -196,7 +204,7 @@ class _BuildLock:
 
     def __exit__(self, *exc):
         if self.fd is not None:
-            os.close(self.fd)  # closing releases the flock
+            os.close(self.fd)  # closing releases the lock
 
 
 def _new_generation(index_dir: Path) -> Path:
@@ -223,8 +231,22 @@ def _switch(index_dir: Path, gen: Path) -> None:
 
 
 def collect_garbage(index_dir: str | os.PathLike) -> list[str]:
-    """Remove generations that are neither current nor read by anyone (their lease is free)."""
+    """Remove generations that are neither current nor read by anyone (their lease is free).
+
+    Only when no build runs (a generation being built is neither current nor leased); servers
+    call this after they move to a new generation, builds after they switch.
+    """
     index_dir = Path(index_dir)
+    if len(list(index_dir.glob("gen-*"))) < 2:
+        return []
+    try:
+        with _BuildLock(index_dir):
+            return _sweep(index_dir)
+    except (BuildLocked, FileNotFoundError):
+        return []
+
+
+def _sweep(index_dir: Path) -> list[str]:
     cur = current_generation(index_dir)
     removed: list[str] = []
     for gen in sorted(index_dir.glob("gen-*")):
@@ -329,7 +351,7 @@ def build(
         except BaseException:
             shutil.rmtree(gen, ignore_errors=True)
             raise
-        collect_garbage(index_dir)
+        _sweep(index_dir)  # we hold the build lock already
     return report
 
 

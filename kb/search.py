@@ -25,7 +25,7 @@ import numpy as np
 from markupsafe import escape
 from whoosh import index as whoosh_index
 
-from .index import CURRENT, FORMAT, LEASE, current_generation, read_manifest
+from .index import CURRENT, FORMAT, LEASE, collect_garbage, current_generation, read_manifest
 from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
 from .scoring import FieldStats, score_words
 from .synonyms import Synonyms
@@ -190,6 +190,8 @@ class SearchEngine:
             while not self._closed.wait(interval):
                 try:
                     self.generation()
+                    # the generation this process let go of may now be unread by every process
+                    collect_garbage(self.index_dir)
                 except Exception:  # noqa: BLE001 - no index yet, or one being replaced: retry
                     pass
 

@@ -3,7 +3,6 @@ incremental updates touch only what changed, one build at a time."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -146,13 +145,22 @@ def test_incremental_update_touches_only_changes(corpus, tmp_path):
 def test_second_build_is_refused_while_one_runs(corpus, tmp_path):
     index_dir = tmp_path / "index"
     index_dir.mkdir()
-    fd = os.open(index_dir / LOCK, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
+    # another process holds the build lock, as a running `kb index` does
+    holder = textwrap.dedent(f"""
+        import fcntl, os, sys, time
+        fd = os.open({str(index_dir / LOCK)!r}, os.O_RDWR | os.O_CREAT)
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        print("locked", flush=True)
+        sys.stdin.read()
+    """)
+    with subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as proc:
+        assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(BuildLocked, match="already building"):
             build(corpus, index_dir, workers=1)
-    finally:
-        os.close(fd)
+        assert collect_garbage(index_dir) == []  # no sweeping while a build runs
+        proc.stdin.close()
+        proc.wait(timeout=30)
     assert build(corpus, index_dir, workers=1).indexed == 5
 
 
