@@ -6,7 +6,10 @@ This is the first stage of kb's pipeline (articles -> parse -> index -> search -
 from __future__ import annotations
 
 import hashlib
+import ctypes
 import os
+import signal
+import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +91,21 @@ def load(root: str | os.PathLike, path: str) -> Article | Skipped:
         return Skipped(path, "parser-error", detail, hashlib.sha1(data).hexdigest())
 
 
+def _die_with_parent(parent: int) -> None:
+    """Make a parser process exit when the build that started it dies, even by SIGKILL.
+
+    Pool workers otherwise wait for work forever: each holds both ends of the task queue, so
+    none ever sees it close.  Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the build died before prctl took effect
+            os._exit(1)
+
+
 def _load_many(args: tuple[str, list[str]]) -> list[Article | Skipped]:
     root, paths = args
     return [load(root, p) for p in paths]
@@ -106,6 +124,6 @@ def load_all(root: str | os.PathLike, paths: Iterable[str], workers: int | None 
         return
     chunk = 64
     batches = [(str(root), paths[i : i + chunk]) for i in range(0, len(paths), chunk)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         for batch in pool.map(_load_many, batches):
             yield from batch

@@ -41,7 +41,7 @@ LOCK = ".build.lock"
 LEASE = ".lease"
 MANIFEST = "manifest.json"
 #: Bumped when the schema or analysis changes, so an incremental build knows to start afresh.
-FORMAT = 8
+FORMAT = 9
 
 #: Characters of body text kept for result snippets; bounds highlighting work per hit.
 SNIPPET_SOURCE_CHARS = 1500

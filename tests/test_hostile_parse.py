@@ -324,3 +324,45 @@ def test_render_markdown_is_bounded(markdown):
         elapsed = time.process_time() - started
     assert elapsed < BUDGET, f"{elapsed:.2f} s of CPU"
     assert "<script" not in html
+
+
+# --- the parse stage's shortcuts give markdown-it's own results ---------------------------------
+
+#: Pieces that exercise link destinations and the block and inline rules the parser may drop.
+MARKUP = [
+    "[a](", "](", "(", ")", "\\", "\\)", "\\(", "<", ">", " ", "\n", "\t", "\x01", "\x7f", "https://x.example/p",
+    "&amp;", "é", "|", "]:", "```", "~~~", "~~", "#", "*", "_", "`", "!", "[", "]", "- ", "1. ", "> ", "---", "===",
+    "<div>", "</div>", "<b>", "word",
+]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(MARKUP), max_size=30).map("".join), st.integers(min_value=0, max_value=5))
+def test_link_destination_fast_path_matches_markdown_it(text, start):
+    from markdown_it.helpers import parseLinkDestination
+
+    from kb.markdown import _link_destination
+
+    start = min(start, len(text))
+    ours, theirs = _link_destination(text, start, len(text)), parseLinkDestination(text, start, len(text))
+    assert (ours.ok, ours.pos, ours.str) == (theirs.ok, theirs.pos, theirs.str)
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(MARKUP), max_size=40).map("".join))
+def test_parsers_without_unusable_rules_give_the_same_tokens(text):
+    from kb.markdown import _BLOCK_NEEDS, _INLINE_NEEDS, _parser, _unused
+
+    def tokens(md, src):
+        env: dict = {}
+        out = []
+        for t in md.parse(src, env):
+            out.append((t.type, t.tag, t.content, t.markup))
+            if t.type == "inline":
+                inline_md = _parser(inline_off=_unused(_INLINE_NEEDS, t.content)) if md is not full else full
+                out += [(c.type, c.content, tuple(sorted(c.attrs.items()))) for c in
+                        inline_md.inline.parse(t.content, inline_md, env, [])]
+        return out
+
+    full = _parser()
+    assert tokens(_parser(_unused(_BLOCK_NEEDS, text)), text) == tokens(full, text)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,8 @@ def test_failed_build_leaves_served_index_intact(corpus, tmp_path):
     assert total(engine, "unicorn") == 1
 
 
-def test_killed_build_leaves_served_index_intact(corpus, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_build_leaves_served_index_intact(corpus, tmp_path, workers):
     index_dir = tmp_path / "index"
     build(corpus, index_dir, workers=1)
     before = current_generation(index_dir).name
@@ -102,14 +104,25 @@ def test_killed_build_leaves_served_index_intact(corpus, tmp_path):
             if done == 10:
                 print("building", flush=True)
             time.sleep(0.01)
-        build({str(corpus)!r}, {str(index_dir)!r}, full=True, workers=1, progress=slow)
+        build({str(corpus)!r}, {str(index_dir)!r}, full=True, workers={workers}, progress=slow)
     """)
-    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
         try:
             assert proc.stdout.readline().strip() == "building"
-            os.kill(proc.pid, signal.SIGKILL)
+            os.kill(proc.pid, signal.SIGKILL)  # the build process only, not its parser processes
         finally:
             proc.wait(timeout=30)
+    # its parser processes die with it
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("parser processes outlived the killed build")
     assert current_generation(index_dir).name == before
     assert total(SearchEngine(index_dir), "zebra") == 5
     # the lock died with the process: the next build runs, and sweeps the abandoned generation

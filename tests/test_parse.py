@@ -667,3 +667,48 @@ def test_to_dict_matches_asdict():
     a.hash = "abc"
     assert a.to_dict() == dataclasses.asdict(a)
     assert list(a.to_dict()) == [f.name for f in dataclasses.fields(Article)]
+
+
+# --- markdown-it and BeautifulSoup details ----------------------------------------------------
+
+
+def test_heading_inside_a_list_item_stays_in_the_item():
+    text = (
+        "# T\n\n## Recommended Documents\n\n* [First](https://a.example/1)\n\n  ### A sub-heading\n\n"
+        "  More about it.\n\n* [Second](https://a.example/2)\n"
+    )
+    a = parse(text)
+    assert [d.url for d in a.documents] == ["https://a.example/1", "https://a.example/2"]
+    assert "A sub-heading" in a.body and "More about it." in a.body
+
+
+def test_html_blocks_keep_prose_placeholders_and_markdown():
+    text = (
+        "# T\n\n<div><p>First</p>second <vm-name> and **bold** text</div>\n\n"
+        "<table><tr><td>cell one</td><td>cell two</td></tr></table>\n"
+    )
+    body = parse(text).body
+    assert "First\nsecond <vm-name> and bold text" in body
+    assert "cell one" in body and "cell two" in body and "<td>" not in body
+
+
+def test_links_in_html_blocks_are_documents_in_order():
+    text = (
+        "# T\n\n## Recommended Documents\n\n<ul>\n<li><a href=\"https://a.example/1\">One</a></li>\n"
+        "<li>[Two](https://a.example/2)</li>\n</ul>\n"
+    )
+    assert parse(text).documents == [
+        Document("One", "https://a.example/1"), Document("Two", "https://a.example/2")
+    ]
+
+
+def test_reference_links_and_bare_brackets():
+    a = parse("# T\n\nSee [the docs][d] for [vmname].\n\n[d]: https://d.example\n")
+    assert a.body == "See the docs for [vmname]."
+
+
+def test_list_item_without_a_blank_line_before_it():
+    # CommonMark: only "1." may interrupt a paragraph; "2." continues it (as the page shows it)
+    a = parse("# T\n\n## Recommended Steps\n\nIntro.\n2. Not a list\n\n1. Real step\n")
+    assert a.steps == ["Real step"]
+    assert "Intro.\nNot a list" not in a.steps and "2. Not a list" in a.body
