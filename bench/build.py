@@ -15,7 +15,7 @@ earlier run.  Steps:
 
 Usage::
 
-    /tmp/venv/bin/python bench/build.py [--runs 3] [--corpus /tmp/corpus/selfhelp]
+    python bench/build.py [--runs 3] [--corpus /tmp/corpus/selfhelp]
 """
 
 from __future__ import annotations

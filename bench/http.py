@@ -16,7 +16,7 @@ For each server, on 127.0.0.1 only:
 The load generator runs on the same machine and takes CPU from the servers; that is part of the
 figure.  Usage::
 
-    /tmp/venv/bin/python bench/http.py --index /tmp/idx2 [--duration 20] [--concurrency 16]
+    python bench/http.py --index ./index [--duration 20] [--concurrency 16]
 
 Needs ``wrk`` (``apt-get install -y wrk``).
 """

@@ -18,7 +18,7 @@ semantics.  Every variant runs in a fresh child process, so "cold" really is the
 
 Usage::
 
-    /tmp/venv/bin/python bench/query.py --index /tmp/idx2 [--naive-index DIR] [--passes 5]
+    python bench/query.py --index ./index [--naive-index DIR] [--passes 5]
 
 Without ``--index`` (or ``--naive-index``) the index is built first from the corpus.
 """

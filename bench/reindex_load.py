@@ -18,7 +18,7 @@ failures by kind, p50/p95/p99 overall and during builds, switch times, generatio
 
 Usage::
 
-    /tmp/venv/bin/python bench/reindex_load.py [--clients 32] [--duration 60] [--corpus DIR]
+    python bench/reindex_load.py [--clients 32] [--duration 60] [--corpus DIR]
 """
 
 from __future__ import annotations
@@ -491,8 +491,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 1 <= args.clients <= 256 or not 1 <= args.duration <= 600:
         raise SystemExit("--clients must be 1..256 and --duration 1..600")
-    if args.corpus is None and Path("/tmp/corpus/selfhelp/articles").is_dir():
-        args.corpus = "/tmp/corpus/selfhelp"  # copied below, never modified
     out = {"machine": machine(), "command": command_line()}
     with workspace(args.workdir, args.keep) as work:
         out["reindex_load"] = r = run(args, work)
