@@ -266,14 +266,17 @@ def kb_index(articles: Path, index: Path, full: bool, log_path: Path) -> subproc
 
 
 def session_members(sid: int) -> list[int]:
-    """Processes still in session ``sid`` (a build started with start_new_session: its own id)."""
+    """Live processes still in session ``sid`` (a build started with start_new_session: its own id).
+
+    Zombies are dead already (they only wait for init to reap them) and are not counted.
+    """
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 stat = Path(f"/proc/{entry}/stat").read_text()
                 fields = stat[stat.rindex(")") + 2:].split()
-                if int(fields[3]) == sid:  # field 6 of stat: session id
+                if int(fields[3]) == sid and fields[0] != "Z":  # fields 6 and 3 of stat: session, state
                     out.append(int(entry))
     return out
 

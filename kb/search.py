@@ -15,25 +15,23 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from markupsafe import escape
 from whoosh import index as whoosh_index
 
 from .index import CURRENT, FORMAT, LEASE, collect_garbage, current_generation, read_manifest
 from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
+from .highlight import Marker
 from .scoring import FieldStats, score_words
 from .synonyms import Synonyms
 
 FACETS = ("service", "tag")
 #: Facet values listed per facet by default (selected values are always listed).
 FACET_LIMIT = 30
-SNIPPET_CHARS = 240
 #: Searches whose answers are kept per generation (agents repeat queries; bots retry them).
 RESULT_CACHE = 2048
 
@@ -407,7 +405,7 @@ def _copy_groups(reader, n: int) -> np.ndarray:
     return out
 
 
-def _result(gen: Generation, docnum: int, score: float | None, marker: "Marker", copy_of: int | None) -> dict:
+def _result(gen: Generation, docnum: int, score: float | None, marker: Marker, copy_of: int | None) -> dict:
     f = gen.searcher.stored_fields(docnum)
     return {
         "id": f["id"],
@@ -423,57 +421,3 @@ def _result(gen: Generation, docnum: int, score: float | None, marker: "Marker",
         # the id of the result above that this one is a copy of (same title and text), else null
         "copy_of": gen.searcher.stored_fields(copy_of)["id"] if copy_of is not None else None,
     }
-
-
-_SPACE = re.compile(r"\s+")
-
-
-class Marker:
-    """Finds the query's words in stored text and marks them, for result snippets.
-
-    Matching is by prefix on word starts (a stem such as ``window`` or ``configur`` is a prefix
-    of the words it came from) plus the words as typed, all in one regular expression: a few
-    microseconds a result instead of re-analysing each text.
-    """
-
-    def __init__(self, terms: frozenset[str]):
-        words = sorted({t for t in terms if len(t) >= 2}, key=len, reverse=True)
-        self.regex = (
-            re.compile(r"(?<![\w])(?:" + "|".join(re.escape(w) for w in words) + r")[\w'-]*", re.I)
-            if words else None
-        )
-
-    def snippet(self, source: str, fallback: str) -> str:
-        """The best window of ``source`` (most distinct words marked), HTML-escaped; else ``fallback``."""
-        text = _SPACE.sub(" ", source).strip()
-        if self.regex is not None and text:
-            spans = [(m.start(), m.end(), m.group(0).lower()) for m in self.regex.finditer(text)]
-            if spans:
-                best, best_count = 0, -1
-                for i, (start, _end, _w) in enumerate(spans):
-                    window = {w for s0, _e, w in spans[i:] if s0 < start + SNIPPET_CHARS}
-                    if len(window) > best_count:
-                        best, best_count = i, len(window)
-                start = spans[best][0]
-                # start at a word boundary a little before the first match
-                lead = text.rfind(" ", 0, max(0, start - 40))
-                lo = 0 if lead < 0 or start < 60 else lead + 1
-                hi = min(len(text), lo + SNIPPET_CHARS)
-                if hi < len(text):
-                    cut = text.rfind(" ", lo, hi)
-                    hi = cut if cut > lo else hi
-                out: list[str] = ["… " if lo > 0 else ""]
-                pos = lo
-                for s0, e0, _w in spans:
-                    if s0 < lo or e0 > hi:
-                        continue
-                    out.append(str(escape(text[pos:s0])))
-                    out.append("<mark>" + str(escape(text[s0:e0])) + "</mark>")
-                    pos = e0
-                out.append(str(escape(text[pos:hi])))
-                out.append(" …" if hi < len(text) else "")
-                return "".join(out)
-        text = _SPACE.sub(" ", fallback or text).strip()
-        if len(text) > SNIPPET_CHARS:
-            text = text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
-        return str(escape(text))

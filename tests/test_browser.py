@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -223,6 +223,17 @@ def test_hostile_article_runs_no_script(site, tab):
     assert page.url.endswith(HOSTILE_ID)
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert page.locator('a[href^="javascript:" i], [onerror], [onclick], [onload], iframe, object').count() == 0
+    assert not tab.dialogs
+
+
+def test_query_with_markup_runs_no_script(site, tab):
+    page = tab.page
+    hostile = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>"\'><svg onload=alert(3)>'
+    page.goto(site.url + "/?" + urlencode({"q": hostile}))
+    expect(page.locator("input[name=q]")).to_have_value(hostile)  # shown as typed, as text
+    page.goto(site.url + "/api/search?" + urlencode({"q": hostile}))  # the JSON twin, opened directly
+    page.goto(site.url + "/articles/" + quote(hostile, safe=""))  # as an article id: a 404 page
+    assert page.evaluate("typeof window.__xss") == "undefined"
     assert not tab.dialogs
 
 

@@ -1,0 +1,63 @@
+"""Result snippets: the query's words found in stored text and marked, HTML-escaped."""
+
+from __future__ import annotations
+
+import re
+
+from markupsafe import escape
+
+#: Characters of text a snippet shows.
+SNIPPET_CHARS = 240
+
+_SPACE = re.compile(r"\s+")
+
+
+class Marker:
+    """Finds the query's words in stored text and marks them, for result snippets.
+
+    Matching is by prefix on word starts (a stem such as ``window`` or ``configur`` is a prefix
+    of the words it came from) plus the words as typed, all in one regular expression: a few
+    microseconds a result instead of re-analysing each text.
+    """
+
+    def __init__(self, terms: frozenset[str]):
+        words = sorted({t for t in terms if len(t) >= 2}, key=len, reverse=True)
+        self.regex = (
+            re.compile(r"(?<![\w])(?:" + "|".join(re.escape(w) for w in words) + r")[\w'-]*", re.I)
+            if words else None
+        )
+
+    def snippet(self, source: str, fallback: str) -> str:
+        """The best window of ``source`` (most distinct words marked), HTML-escaped; else ``fallback``."""
+        text = _SPACE.sub(" ", source).strip()
+        if self.regex is not None and text:
+            spans = [(m.start(), m.end(), m.group(0).lower()) for m in self.regex.finditer(text)]
+            if spans:
+                best, best_count = 0, -1
+                for i, (start, _end, _w) in enumerate(spans):
+                    window = {w for s0, _e, w in spans[i:] if s0 < start + SNIPPET_CHARS}
+                    if len(window) > best_count:
+                        best, best_count = i, len(window)
+                start = spans[best][0]
+                # start at a word boundary a little before the first match
+                lead = text.rfind(" ", 0, max(0, start - 40))
+                lo = 0 if lead < 0 or start < 60 else lead + 1
+                hi = min(len(text), lo + SNIPPET_CHARS)
+                if hi < len(text):
+                    cut = text.rfind(" ", lo, hi)
+                    hi = cut if cut > lo else hi
+                out: list[str] = ["… " if lo > 0 else ""]
+                pos = lo
+                for s0, e0, _w in spans:
+                    if s0 < lo or e0 > hi:
+                        continue
+                    out.append(str(escape(text[pos:s0])))
+                    out.append("<mark>" + str(escape(text[s0:e0])) + "</mark>")
+                    pos = e0
+                out.append(str(escape(text[pos:hi])))
+                out.append(" …" if hi < len(text) else "")
+                return "".join(out)
+        text = _SPACE.sub(" ", fallback or text).strip()
+        if len(text) > SNIPPET_CHARS:
+            text = text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
+        return str(escape(text))
