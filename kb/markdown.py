@@ -267,6 +267,15 @@ def read_structure(text: str) -> Structure:
         if text.strip():
             parts.rest.append(text)
 
+    def piece(text: str, docs: list[Doc], rest: str) -> None:
+        """A piece of text with its links: part of the list item being read, else a block."""
+        if item_depth:
+            item_texts.append(text)
+            item_rest.append(rest)
+            item_docs.extend(docs)
+        else:
+            block(text, docs, rest)
+
     def heading(level: int, src: str, strict: bool = True) -> None:
         nonlocal section
         text = one_line(inline(src, env)[0]).strip("*_ :")
@@ -341,10 +350,7 @@ def read_structure(text: str) -> Structure:
             if row is not None:
                 row.append(src)
             elif item_depth:  # a heading inside a list item is part of the item
-                t, docs, rest = inline(src, env, section == "docs")
-                item_texts.append(t)
-                item_rest.append(rest)
-                item_docs += docs
+                piece(*inline(src, env, section == "docs"))
             elif heading_level:
                 heading(heading_level, src)
             elif CORPUS_HEADING_RE.search(src):
@@ -375,13 +381,7 @@ def read_structure(text: str) -> Structure:
             elif tok.content.strip():
                 parts.rest.append(tok.content)
         elif typ == "html_block":
-            t, docs, rest = _html_block(tok.content, env, section == "docs")
-            if item_depth:
-                item_texts.append(t)
-                item_rest.append(rest)
-                item_docs += docs
-            else:
-                block(t, docs, rest)
+            piece(*_html_block(tok.content, env, section == "docs"))
         elif typ == "tr_open":
             row = []
         elif typ == "tr_close" and row is not None:
@@ -390,12 +390,6 @@ def read_structure(text: str) -> Structure:
             row = None
             texts = " ".join(c[0] for c in cells)
             rests = " ".join(c[2] for c in cells)
-            docs = [d for c in cells for d in c[1]]
-            if item_depth:
-                item_texts.append(texts)
-                item_rest.append(rests)
-                item_docs += docs
-            else:
-                block(texts, docs, rests)
+            piece(texts, [d for c in cells for d in c[1]], rests)
     return parts
 

@@ -132,24 +132,19 @@ def _json_value_is_text(value: str) -> bool:
 
 def _walk_json(value, is_text: bool, out: list[str]) -> None:
     if type(value) is dict:
-        for k, v in value.items():
-            t = _json_key_is_text(k)
-            if type(v) is str:
-                if t:
-                    v = v.strip()
-                    if _json_value_is_text(v):
-                        out.append(v)
-            elif type(v) in (dict, list):
-                _walk_json(v, t, out)
+        items = [(v, _json_key_is_text(k)) for k, v in value.items()]
     elif type(value) is list:
-        for v in value:
-            if type(v) is str:
-                if is_text:
-                    v = v.strip()
-                    if _json_value_is_text(v):
-                        out.append(v)
-            elif type(v) in (dict, list):
-                _walk_json(v, is_text, out)
+        items = [(v, is_text) for v in value]
+    else:
+        return
+    for v, text in items:
+        if type(v) is str:
+            if text:
+                v = v.strip()
+                if _json_value_is_text(v):
+                    out.append(v)
+        elif type(v) in (dict, list):
+            _walk_json(v, text, out)
 
 
 def json_strings(value, key: str = "") -> list[str]:
