@@ -321,10 +321,19 @@ def build(
             and prev_manifest.get("format") == FORMAT
             and prev_manifest.get("source") == str(articles_dir)
         )
+        if incremental:
+            unchanged, todo, gone = _changes(articles_dir, prev_manifest, paths, report)
+            if not todo and not gone:
+                # nothing to do: keep serving the current generation (servers need not reopen it)
+                report.mode = "unchanged"
+                report.generation = prev.name
+                report.seconds = time.perf_counter() - started
+                return report
         gen = _new_generation(index_dir)
         try:
             if incremental:
-                hashes = _build_incremental(articles_dir, prev, prev_manifest, gen, paths, report, progress, workers)
+                hashes = _build_incremental(articles_dir, prev, prev_manifest, gen, unchanged, todo, gone, report,
+                                            progress, workers)
             else:
                 hashes: dict[str, str] = {}
                 ix = whoosh_index.create_in(str(gen), make_schema())
@@ -355,16 +364,10 @@ def build(
     return report
 
 
-def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen: Path, paths: list[str],
-                       report: BuildReport, progress: Progress | None, workers: int | None) -> dict[str, str]:
-    """Copy the previous generation and apply only the differences to it; returns path -> hash.
-
-    The copy is made of hard links: Whoosh never rewrites a segment file once written (a commit
-    writes new segments and a new TOC), so both generations can share them safely.
-    """
-    for f in prev.iterdir():
-        if f.is_file() and f.name not in (MANIFEST, LEASE) and not f.name.endswith(".lock"):
-            os.link(f, gen / f.name)
+def _changes(articles_dir: Path, prev_manifest: dict, paths: list[str], report: BuildReport
+             ) -> tuple[dict[str, str], list[str], list[str]]:
+    """Compare the files with the previous build's hashes: (unchanged path -> hash, files to
+    parse, files gone).  Unchanged files are counted in ``report`` as indexed or skipped."""
     old_hashes: dict[str, str] = prev_manifest.get("hashes", {})
     old_skipped: dict[str, list[str]] = prev_manifest.get("skipped", {})
     hashes: dict[str, str] = {}
@@ -381,6 +384,25 @@ def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen:
             todo.append(p)
     current = set(paths)
     gone = [p for p in old_hashes if p not in current]
+    report.deleted = sum(1 for p in gone if p not in old_skipped)
+    report.changed = sum(1 for p in todo if p in old_hashes)
+    report.added = len(todo) - report.changed
+    report.indexed = report.unchanged
+    return hashes, todo, gone
+
+
+def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen: Path, hashes: dict[str, str],
+                       todo: list[str], gone: list[str], report: BuildReport, progress: Progress | None,
+                       workers: int | None) -> dict[str, str]:
+    """Copy the previous generation and apply only the differences to it; returns path -> hash.
+
+    The copy is made of hard links: Whoosh never rewrites a segment file once written (a commit
+    writes new segments and a new TOC), so both generations can share them safely.
+    """
+    for f in prev.iterdir():
+        if f.is_file() and f.name not in (MANIFEST, LEASE) and not f.name.endswith(".lock"):
+            os.link(f, gen / f.name)
+    old_hashes: dict[str, str] = prev_manifest.get("hashes", {})
     ix = whoosh_index.open_dir(str(gen))
     writer = ix.writer(limitmb=128)
     try:
@@ -392,9 +414,5 @@ def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen:
         writer.cancel()
         raise
     writer.commit()
-    report.deleted = sum(1 for p in gone if p not in old_skipped)
-    report.changed = sum(1 for p in todo if p in old_hashes)
-    report.added = len(todo) - report.changed
-    report.indexed += report.unchanged
-    report.mode = "incremental" if (todo or gone) else "unchanged"
+    report.mode = "incremental"
     return hashes
