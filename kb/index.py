@@ -40,8 +40,26 @@ CURRENT = "CURRENT"
 LOCK = ".build.lock"
 LEASE = ".lease"
 MANIFEST = "manifest.json"
-#: Bumped when the schema or analysis changes, so an incremental build knows to start afresh.
-FORMAT = 9
+#: The index format: the schema's version and a fingerprint of the code that decides what goes
+#: into an index (parsing, analysis, documents).  A manifest with another format makes an
+#: incremental build start afresh and a reader refuse the index, so a kb upgrade that extracts
+#: articles differently can never serve a mix of old and new extraction.
+SCHEMA_VERSION = 9
+_EXTRACTION_MODULES = ("analysis", "articles", "htmltext", "index", "markdown", "parse", "payloads", "properties")
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha1()
+    here = Path(__file__).parent
+    for name in _EXTRACTION_MODULES:
+        try:
+            digest.update((here / f"{name}.py").read_bytes())
+        except OSError:
+            digest.update(name.encode())  # no source (a frozen install): the version alone counts
+    return digest.hexdigest()[:12]
+
+
+FORMAT = f"{SCHEMA_VERSION}-{_fingerprint()}"
 
 #: Characters of body text kept for result snippets; bounds highlighting work per hit.
 SNIPPET_SOURCE_CHARS = 1500

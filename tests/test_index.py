@@ -208,3 +208,19 @@ def test_unusable_inputs(tmp_path):
     report = build(empty, tmp_path / "index", workers=1)
     assert report.indexed == 0
     assert SearchEngine(tmp_path / "index").search("anything")["total"] == 0
+
+
+def test_index_of_another_format_is_refused_then_rebuilt(corpus, tmp_path):
+    from kb.search import IndexMissing
+
+    index_dir = tmp_path / "index"
+    build(corpus, index_dir, workers=1)
+    gen = current_generation(index_dir)
+    manifest = json.loads((gen / "manifest.json").read_text())
+    manifest["format"] = "0-older"  # as written by another version of kb
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMissing, match="rebuild it with `kb index`"):
+        SearchEngine(index_dir).search("zebra")
+    report = build(corpus, index_dir, workers=1)  # incremental by default, but it cannot be
+    assert report.mode == "full" and report.indexed == 5
+    assert total(SearchEngine(index_dir), "zebra") == 5
