@@ -9,7 +9,7 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 
 from .articles import sample_root
-from .index import BuildReport, build, current_generation, read_manifest
+from .index import FORMAT, BuildReport, build, current_generation, read_manifest
 from .search import IndexMissing
 from .web import create_app
 
@@ -21,13 +21,18 @@ def _print(message: str) -> None:
 
 
 def ensure_index(index_dir: str | os.PathLike) -> BuildReport | None:
-    """Index the bundled sample knowledge base into ``index_dir`` if it holds no index yet.
+    """Index the bundled sample knowledge base into ``index_dir`` if it holds no index yet, or
+    holds one of the sample built by another version of kb.
 
-    Returns the build report, or None when an index already existed.
+    Returns the build report, or None when a usable index (or someone else's) already existed.
     """
-    if current_generation(index_dir) is not None:
-        return None
-    return build(sample_root(), index_dir, full=True)
+    gen = current_generation(index_dir)
+    if gen is None:
+        return build(sample_root(), index_dir, full=True)
+    manifest = read_manifest(gen)
+    if manifest.get("format") != FORMAT and manifest.get("source") == str(sample_root().resolve()):
+        return build(sample_root(), index_dir, full=True)
+    return None
 
 
 def indexed_count(index_dir: str | os.PathLike) -> int | None:
@@ -95,8 +100,14 @@ def serve(index_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 
     index_dir = str(Path(index_dir).resolve())
     report = ensure_index(index_dir)
     if report is not None:
-        echo(f"kb: no index in {index_dir} yet; indexed the bundled sample knowledge base "
+        echo(f"kb: no usable index in {index_dir}; indexed the bundled sample knowledge base "
              f"({report.indexed} articles from {sample_root()}).")
+    else:
+        gen = current_generation(index_dir)
+        if gen is not None and read_manifest(gen).get("format") != FORMAT:
+            echo(f"kb: the index in {index_dir} was built by another version of kb; searches answer 503 "
+                 f"until it is rebuilt: kb index {read_manifest(gen).get('source', 'ARTICLES_DIR')} "
+                 f"--index {index_dir}")
     if debug:
         echo(f"kb: development server with the debugger at {url_for_bind(host, port)} (never use it in production)")
         create_app({"KB_INDEX": index_dir}).run(host=host, port=port, debug=True, use_reloader=False)

@@ -189,3 +189,26 @@ def test_serve_help_documents_the_options():
     out = CliRunner().invoke(cli, ["serve", "--help"], catch_exceptions=False)
     for option in ("--index", "--host", "--port", "--workers", "--debug", "127.0.0.1", "5000"):
         assert option in out.output
+
+
+def _age(index_dir: Path) -> None:
+    """Make the served generation look as if another version of kb had written it."""
+    manifest_path = current_generation(index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format"] = "0-older"
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_an_outdated_sample_index_is_rebuilt_but_nobody_elses(tmp_path, sample_dir):
+    sample_index = tmp_path / "sample"
+    ensure_index(sample_index)
+    _age(sample_index)
+    report = ensure_index(sample_index)
+    assert report is not None and report.mode == "full" and report.indexed == 42
+
+    own = tmp_path / "own"
+    articles = tmp_path / "articles"
+    shutil.copytree(sample_dir, articles)
+    build(articles, own, workers=1)
+    _age(own)
+    assert ensure_index(own) is None  # someone's own knowledge base is theirs to rebuild
