@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -204,11 +205,28 @@ class _BuildLock:
     descriptor of the lock file drops the lock, so only this class opens it.)
     """
 
+    # POSIX locks do not exclude threads of one process: this does (a sweep in a server's watcher
+    # thread must never run beside a build in the same process).
+    _in_process: dict[str, threading.Lock] = {}
+    _registry = threading.Lock()
+
     def __init__(self, index_dir: Path):
         self.path = index_dir / LOCK
         self.fd: int | None = None
+        with self._registry:
+            self._thread_lock = self._in_process.setdefault(str(self.path.resolve()), threading.Lock())
 
     def __enter__(self):
+        if not self._thread_lock.acquire(blocking=False):
+            raise BuildLocked(f"another kb index is already building {self.path.parent}")
+        try:
+            self._lock_file()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def _lock_file(self) -> None:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -218,11 +236,14 @@ class _BuildLock:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise BuildLocked(f"another kb index is already building {self.path.parent}") from None
             raise
-        return self
 
     def __exit__(self, *exc):
-        if self.fd is not None:
-            os.close(self.fd)  # closing releases the lock
+        try:
+            if self.fd is not None:
+                os.close(self.fd)  # closing releases the lock
+                self.fd = None
+        finally:
+            self._thread_lock.release()
 
 
 def _new_generation(index_dir: Path) -> Path:

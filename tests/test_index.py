@@ -224,3 +224,32 @@ def test_index_of_another_format_is_refused_then_rebuilt(corpus, tmp_path):
     report = build(corpus, index_dir, workers=1)  # incremental by default, but it cannot be
     assert report.mode == "full" and report.indexed == 5
     assert total(SearchEngine(index_dir), "zebra") == 5
+
+
+def test_one_process_cannot_sweep_or_build_beside_its_own_build(corpus, tmp_path):
+    """A server's watcher thread sweeping, or a second thread building, while a build runs."""
+    import threading
+
+    index_dir = tmp_path / "index"
+    build(corpus, index_dir, workers=1)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(done: int, total: int) -> None:
+        started.set()
+        release.wait(timeout=30)
+
+    runner = threading.Thread(target=build, args=(corpus, index_dir), kwargs={"full": True, "workers": 1,
+                                                                           "progress": slow})
+    runner.start()
+    try:
+        assert started.wait(timeout=30)
+        building = {p.name for p in index_dir.glob("gen-*")} - {current_generation(index_dir).name}
+        assert len(building) == 1
+        assert collect_garbage(index_dir) == []
+        with pytest.raises(BuildLocked):
+            build(corpus, index_dir, workers=1)
+        assert building <= {p.name for p in index_dir.glob("gen-*")}  # the build's files are untouched
+    finally:
+        release.set()
+        runner.join(timeout=60)
+    assert current_generation(index_dir).name in building
