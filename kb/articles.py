@@ -66,6 +66,19 @@ def discover(root: str | os.PathLike) -> list[str]:
     return found
 
 
+def file_hash(path: str | os.PathLike) -> str | None:
+    """The content hash kb records per source file (as ``Article.hash``), read in chunks; None
+    when the file cannot be read.  Incremental builds compare it with the last build's."""
+    digest = hashlib.sha1()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def load(root: str | os.PathLike, path: str) -> Article | Skipped:
     """Read and parse one file; never raises for what is in the file.
 
@@ -75,11 +88,9 @@ def load(root: str | os.PathLike, path: str) -> Article | Skipped:
         # os.path and a bounded read instead of pathlib: this runs once per file of the corpus
         with open(os.path.join(root, path), "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
-            if len(data) > MAX_BYTES:  # refused unread, but hashed whole like index.file_hash()
-                digest = hashlib.sha1(data)
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-                return Skipped(path, "too-large", f"more than {MAX_BYTES} bytes", digest.hexdigest())
+        if len(data) > MAX_BYTES:  # refused unparsed, but hashed whole so updates see it change
+            return Skipped(path, "too-large", f"more than {MAX_BYTES} bytes",
+                           file_hash(os.path.join(root, path)) or "")
     except (OSError, ValueError) as exc:
         return Skipped(path, "unreadable", getattr(exc, "strerror", None) or type(exc).__name__)
     try:

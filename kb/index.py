@@ -34,7 +34,7 @@ from whoosh import index as whoosh_index
 from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
 
 from .analysis import spelling_analyzer, text_analyzer
-from .articles import Skipped, discover, load_all
+from .articles import Skipped, discover, file_hash, load_all
 from .parse import Article
 
 CURRENT = "CURRENT"
@@ -169,14 +169,6 @@ class BuildReport:
 
 
 Progress = Callable[[int, int], None]
-
-
-def file_hash(path: Path) -> str | None:
-    """Content hash of a source file (None when it cannot be read)."""
-    try:
-        return hashlib.sha1(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def current_generation(index_dir: str | os.PathLike) -> Path | None:
