@@ -163,34 +163,32 @@ def run(args, corpus: Path, work: Path) -> dict:
     result: dict = {"machine": machine(), "command": command_line(), "corpus": str(corpus), "runs": runs}
 
     # -- full builds ---------------------------------------------------------------------------
-    kb_runs = []
-    kb_index = None
-    for i in range(runs):
-        index_dir = work / f"kb-full-{i}"
-        shutil.rmtree(index_dir, ignore_errors=True)
-        log(f"kb full build {i + 1}/{runs} -> {index_dir}")
-        r = kb_build(src, index_dir, True, timeout)
-        r["index_mb"] = dir_mb(index_dir)
-        log(f"  {r['process_s']:.1f} s process, build() {r['build_s']:.1f} s, {r['indexed']} articles, "
-            f"peak RSS {fmt_mb(r['max_rss_mb'])} (tree {fmt_mb(r['peak_tree_rss_mb'])})")
-        kb_runs.append(r)
-        if kb_index is not None:
-            shutil.rmtree(kb_index, ignore_errors=True)
-        kb_index = index_dir
-    naive_runs_out = []
-    naive_index = None
-    for i in range(naive_runs):
-        index_dir = work / f"naive-full-{i}"
-        shutil.rmtree(index_dir, ignore_errors=True)
-        log(f"naive Whoosh full build {i + 1}/{naive_runs} -> {index_dir}")
-        r = naive_build(src, index_dir, timeout)
-        r["index_mb"] = dir_mb(index_dir)
-        log(f"  {r['process_s']:.1f} s process (parse {r['parse_s']:.1f} s + index {r['index_s']:.1f} s), "
-            f"peak RSS {fmt_mb(r['max_rss_mb'])}")
-        naive_runs_out.append(r)
-        if naive_index is not None:
-            shutil.rmtree(naive_index, ignore_errors=True)
-        naive_index = index_dir
+    def full_builds(name: str, n: int, build, describe) -> tuple[list[dict], Path | None]:
+        """``n`` full builds into fresh directories; keeps only the last index (the others are
+        removed as soon as the next one exists)."""
+        out: list[dict] = []
+        kept: Path | None = None
+        for i in range(n):
+            index_dir = work / f"{name}-full-{i}"
+            shutil.rmtree(index_dir, ignore_errors=True)
+            log(f"{'kb' if name == 'kb' else 'naive Whoosh'} full build {i + 1}/{n} -> {index_dir}")
+            r = build(index_dir)
+            r["index_mb"] = dir_mb(index_dir)
+            log("  " + describe(r))
+            out.append(r)
+            if kept is not None:
+                shutil.rmtree(kept, ignore_errors=True)
+            kept = index_dir
+        return out, kept
+
+    kb_runs, kb_index = full_builds(
+        "kb", runs, lambda d: kb_build(src, d, True, timeout),
+        lambda r: (f"{r['process_s']:.1f} s process, build() {r['build_s']:.1f} s, {r['indexed']} articles, "
+                   f"peak RSS {fmt_mb(r['max_rss_mb'])} (tree {fmt_mb(r['peak_tree_rss_mb'])})"))
+    naive_runs_out, naive_index = full_builds(
+        "naive", naive_runs, lambda d: naive_build(src, d, timeout),
+        lambda r: (f"{r['process_s']:.1f} s process (parse {r['parse_s']:.1f} s + index {r['index_s']:.1f} s), "
+                   f"peak RSS {fmt_mb(r['max_rss_mb'])}"))
     kb_parse = None
     if runs:
         log("kb parse stage alone (discover + parse, no indexing)")
