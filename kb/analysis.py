@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from whoosh.analysis import LowercaseFilter, RegexTokenizer, Token, Tokenizer
+from whoosh.analysis import Token, Tokenizer
 from whoosh.lang.porter import stem as porter_stem
 
 #: A token is a run of word characters, optionally joined by ``. - / : '`` to more of them.
@@ -69,41 +69,82 @@ def stem(word: str) -> str:
 class KbTokenizer(Tokenizer):
     """Tokenize, split codes, lower-case, drop stop words and stem, in one pass."""
 
+    #: Tokens whose terms are remembered per tokenizer (the corpus has about 200,000 distinct).
+    CACHE = 500_000
+
     def __init__(self, stoplist=STOPWORDS):
         self.regex = re.compile(TOKEN_PATTERN)
         self.stoplist = stoplist
+        self._cache: dict[str, tuple[str, ...]] = {}
 
     def __eq__(self, other):
         return type(other) is type(self) and other.stoplist == self.stoplist
 
+    def __getstate__(self):  # the schema, with its analyzers, is pickled into the index
+        return {"stoplist": self.stoplist}
+
+    def __setstate__(self, state):
+        self.__init__(state["stoplist"])
+
+    def terms(self, text: str) -> tuple[str, ...]:
+        """The terms of one token: its stem, then the stems of its code parts; () for a stop word."""
+        found = self._cache.get(text)
+        if found is None:
+            low = text.lower()
+            found = () if low in self.stoplist else (stem(low), *(stem(p.lower()) for p in code_parts(text)))
+            if len(self._cache) < self.CACHE:
+                self._cache[text] = found
+        return found
+
+    def positions(self, value: str) -> dict[str, list[int]]:
+        """Every term of ``value`` with its positions, in first-seen order: the tokens
+        :meth:`__call__` yields, gathered as Whoosh's ``Positions`` format gathers them.
+
+        The indexing path (:mod:`kb.writer`): one loop, no Token objects, and each distinct
+        token analysed once.
+        """
+        found: dict[str, list[int]] = {}
+        get = found.get
+        cached = self._cache.get
+        pos = -1
+        for text in self.regex.findall(value):
+            terms = cached(text)
+            if terms is None:
+                terms = self.terms(text)
+            if not terms:
+                continue
+            pos += 1
+            for term in terms:
+                plist = get(term)
+                if plist is None:
+                    found[term] = [pos]
+                else:
+                    plist.append(pos)
+        return found
+
     def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
                  start_pos=0, start_char=0, tokenize=True, mode="", **kwargs):
         t = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        stoplist = self.stoplist
         pos = start_pos - 1
         for m in self.regex.finditer(value):
             text = m.group()
-            low = text.lower()
-            if low in stoplist:
+            terms = self.terms(text)
+            if not terms:
                 continue
             pos += 1
-            t.text = stem(low)
             t.boost = 1.0
             t.stopped = False
             if keeporiginal:
                 t.original = text
             if positions:
                 t.pos = pos
-            if chars:
-                t.startchar = start_char + m.start()
-                t.endchar = start_char + m.end()
-            yield t
-            for part in code_parts(text):
-                t.text = stem(part.lower())
+            parts = code_parts(text) if chars and len(terms) > 1 else ()
+            for n, term in enumerate(terms):
+                t.text = term
                 if chars:
-                    offset = max(text.find(part), 0)
+                    offset = max(text.find(parts[n - 1]), 0) if n else 0
                     t.startchar = start_char + m.start() + offset
-                    t.endchar = t.startchar + len(part)
+                    t.endchar = t.startchar + (len(parts[n - 1]) if n else len(text))
                 yield t
 
 
@@ -112,6 +153,40 @@ def text_analyzer():
     return KbTokenizer()
 
 
+class SpellingTokenizer(Tokenizer):
+    """Words of three or more letters, lower-cased and unstemmed, in one pass."""
+
+    def __init__(self, expression: str = r"[^\W\d_]{3,}"):
+        self.expression = expression
+        self.regex = re.compile(expression)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.expression == self.expression
+
+    def positions(self, value: str) -> dict[str, list[int]]:
+        """Every word with its positions, as :meth:`KbTokenizer.positions`."""
+        found: dict[str, list[int]] = {}
+        for pos, word in enumerate(self.regex.findall(value)):
+            found.setdefault(word.lower(), []).append(pos)
+        return found
+
+    def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
+                 start_pos=0, start_char=0, tokenize=True, mode="", **kwargs):
+        t = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for pos, m in enumerate(self.regex.finditer(value), start_pos):
+            t.text = m.group().lower()
+            t.boost = 1.0
+            t.stopped = False
+            if keeporiginal:
+                t.original = m.group()
+            if positions:
+                t.pos = pos
+            if chars:
+                t.startchar = start_char + m.start()
+                t.endchar = start_char + m.end()
+            yield t
+
+
 def spelling_analyzer():
     """Plain lower-case words, unstemmed: the vocabulary that "Did you mean" draws from."""
-    return RegexTokenizer(r"[^\W\d_]{3,}") | LowercaseFilter()
+    return SpellingTokenizer()

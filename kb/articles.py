@@ -102,7 +102,7 @@ def load(root: str | os.PathLike, path: str) -> Article | Skipped:
         return Skipped(path, "parser-error", detail, hashlib.sha1(data).hexdigest())
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Make a parser process exit when the build that started it dies, even by SIGKILL.
 
     Pool workers otherwise wait for work forever: each holds both ends of the task queue, so
@@ -135,6 +135,6 @@ def load_all(root: str | os.PathLike, paths: Iterable[str], workers: int | None 
         return
     chunk = 64
     batches = [(str(root), paths[i : i + chunk]) for i in range(0, len(paths), chunk)]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         for batch in pool.map(_load_many, batches):
             yield from batch

@@ -54,13 +54,15 @@ def index_cmd(articles_dir, index_dir, full, workers, as_json):
 
     interactive = sys.stderr.isatty() and not as_json
     bar = None
+    shown = 0
 
     def progress(done: int, total: int) -> None:
-        nonlocal bar
+        nonlocal bar, shown
         if bar is None:
             bar = click.progressbar(length=total, label="Indexing", file=sys.stderr, show_pos=True)
             bar.__enter__()
-        bar.update(1)
+        bar.update(done - shown)
+        shown = done
 
     try:
         report = build(articles_dir, index_dir, full=full, workers=workers,

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whoosh import index as whoosh_index
-from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
 
-from .analysis import spelling_analyzer, text_analyzer
 from .articles import Skipped, discover, file_hash, load_all
+from .documents import article_document, make_schema
 from .parse import Article
+from .shards import build_segments
+from .writer import codec as writer_codec
 
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
@@ -46,7 +47,8 @@ MANIFEST = "manifest.json"
 #: incremental build start afresh and a reader refuse the index, so a kb upgrade that extracts
 #: articles differently can never serve a mix of old and new extraction.
 SCHEMA_VERSION = 9
-_EXTRACTION_MODULES = ("analysis", "articles", "htmltext", "index", "markdown", "parse", "payloads", "properties")
+_EXTRACTION_MODULES = ("analysis", "articles", "documents", "htmltext", "index", "markdown", "parse", "payloads",
+                       "properties", "shards", "writer")
 
 
 def _fingerprint() -> str:
@@ -61,76 +63,6 @@ def _fingerprint() -> str:
 
 
 FORMAT = f"{SCHEMA_VERSION}-{_fingerprint()}"
-
-#: Characters of body text kept for result snippets; bounds highlighting work per hit.
-SNIPPET_SOURCE_CHARS = 1500
-
-#: The full-text fields.  Their weights live with the query side (kb.query.FIELD_WEIGHTS), not
-#: in the index: Whoosh's field_boost would bake them into the postings and every weight change
-#: would need a rebuild.
-TEXT_FIELDS = ("title", "info", "description", "issue", "steps", "body")
-
-
-
-def make_schema() -> Schema:
-    """The documented schema of a kb index (see README, "Index schema")."""
-    ana = text_analyzer()
-    return Schema(
-        # identity
-        id=ID(stored=True, unique=True),
-        path=ID(stored=True),
-        articleid=ID(stored=True),
-        # full text, BM25F-weighted
-        title=TEXT(analyzer=ana, stored=True),
-        info=TEXT(analyzer=ana, stored=True),
-        description=TEXT(analyzer=ana, stored=True),
-        issue=TEXT(analyzer=ana),
-        steps=TEXT(analyzer=ana),
-        body=TEXT(analyzer=ana),
-        # unstemmed words of the short fields: the vocabulary typo corrections are drawn from
-        spell=TEXT(analyzer=spelling_analyzer(), phrase=False),
-        # facets and filters (lower-cased values)
-        service=ID(stored=True),
-        tag=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
-        resource=ID(stored=True),
-        cloud=KEYWORD(commas=True, lowercase=True),
-        type=ID(stored=True),
-        # for results and article pages, so serving never rereads source files
-        snippet_source=STORED,
-        article=STORED,
-        hash=STORED,
-        # copies of one article (same title and text, e.g. one per cloud) share this key
-        dupkey=ID(sortable=True),
-    )
-
-
-def article_document(a: Article) -> dict:
-    """The Whoosh document of one article (empty values left out: no facet value "")."""
-    snippet_source = "\n".join(x for x in (a.issue, a.body) if x)[:SNIPPET_SOURCE_CHARS]
-    doc = {
-        "id": a.id,
-        "path": a.path,
-        "articleid": a.article_id.lower(),
-        "title": a.title,
-        "info": a.info,
-        "description": a.description,
-        "issue": a.issue,
-        "steps": "\n".join(a.steps),
-        # the titles of recommended documents are readable text too ("Azure Kubernetes Service ...")
-        "body": "\n".join([a.body, *(d.title for d in a.documents)]),
-        "service": a.service,
-        "tag": ",".join(a.tags),
-        "resource": a.resource.lower(),
-        "cloud": ",".join(a.clouds),
-        "type": a.type.lower(),
-        "snippet_source": snippet_source,
-        "article": json.dumps(a.to_dict(), ensure_ascii=False),
-        "hash": a.hash,
-        "spell": "\n".join((a.title, a.info, a.description, a.issue)),
-        "dupkey": hashlib.sha1("\x00".join((a.title, a.body, *a.steps)).lower().encode("utf-8")).hexdigest()[:16],
-    }
-    return {k: v for k, v in doc.items() if v != ""}
-
 
 class BuildLocked(Exception):
     """Another ``kb index`` holds the build lock of this index directory."""
@@ -301,8 +233,38 @@ def _sweep(index_dir: Path) -> list[str]:
     return removed
 
 
+def _build_full(articles_dir: Path, paths: list[str], gen: Path, report: BuildReport,
+                progress: Progress | None, workers: int | None) -> dict[str, str]:
+    """Write every article into the new generation ``gen``; returns path -> hash."""
+    schema = make_schema()
+    ix = whoosh_index.create_in(str(gen), schema)
+    shards = build_segments(articles_dir, paths, gen, workers, progress)
+    hashes: dict[str, str] = {}
+    taken: dict[str, str] = {}  # article id -> the path that has it
+    for shard in shards:
+        hashes.update(shard.hashes)
+        report.skipped += shard.skipped
+        report.warnings.update(shard.warnings)
+    # A second file with an id already taken is refused (documents follow path order: the first
+    # path keeps the id).
+    for shard in shards:
+        for docnum, (path, ident) in enumerate(shard.docs):
+            if ident in taken:
+                shard.segment.delete_document(docnum)
+                report.skipped.append(Skipped(path, "duplicate-id", f"id {ident!r} is taken by {taken[ident]}",
+                                              hashes[path]))
+            else:
+                taken[ident] = path
+                report.indexed += 1
+    report.skipped.sort(key=lambda s: s.path)
+    segments = [shard.segment for shard in shards if shard.segment is not None]
+    whoosh_index.TOC(schema, segments, 1).write(ix.storage, ix.indexname)
+    return hashes
+
+
 def _write_all(writer, articles: Iterable[Article | Skipped], report: BuildReport, hashes: dict[str, str],
                total: int, progress: Progress | None) -> None:
+    """Add parsed articles through a Whoosh writer (incremental builds)."""
     done = 0
     seen_ids: set[str] = set()
     for item in articles:
@@ -366,15 +328,7 @@ def build(
                 hashes = _build_incremental(articles_dir, prev, prev_manifest, gen, unchanged, todo, gone, report,
                                             progress, workers)
             else:
-                hashes: dict[str, str] = {}
-                ix = whoosh_index.create_in(str(gen), make_schema())
-                writer = ix.writer(limitmb=256)
-                try:
-                    _write_all(writer, load_all(articles_dir, paths, workers), report, hashes, len(paths), progress)
-                except BaseException:
-                    writer.cancel()
-                    raise
-                writer.commit()
+                hashes = _build_full(articles_dir, paths, gen, report, progress, workers)
                 report.added = report.indexed
             report.generation = gen.name
             report.seconds = time.perf_counter() - started
@@ -435,7 +389,7 @@ def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen:
             os.link(f, gen / f.name)
     old_hashes: dict[str, str] = prev_manifest.get("hashes", {})
     ix = whoosh_index.open_dir(str(gen))
-    writer = ix.writer(limitmb=128)
+    writer = ix.writer(limitmb=128, codec=writer_codec())
     try:
         # a changed file is deleted and re-added; one that no longer parses just leaves search
         for p in [*gone, *(p for p in todo if p in old_hashes)]:

@@ -116,9 +116,9 @@ def test_killed_build_leaves_served_index_intact(corpus, tmp_path, workers):
         import sys, time
         from kb.index import build
         def slow(done, total):
-            if done == 10:
+            if done >= 10:  # well into the build: say so, and stay there until killed
                 print("building", flush=True)
-            time.sleep(0.01)
+                time.sleep(60)
         build({str(corpus)!r}, {str(index_dir)!r}, full=True, workers={workers}, progress=slow)
     """)
     with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,

@@ -171,9 +171,9 @@ def killed_build(articles: Path, index: Path, whole_group: bool) -> subprocess.P
         import time
         from kb.index import build
         def slow(done, total):
-            if done == 50:
+            if done >= 50:  # well into the build: say so, and stay there until killed
                 print("halfway", flush=True)
-            time.sleep(0.02)
+                time.sleep(60)
         build({str(articles)!r}, {str(index)!r}, full=True, workers=2, progress=slow)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
