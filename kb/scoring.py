@@ -14,14 +14,19 @@ block straight from Whoosh's W3 codec (the version is pinned) into arrays.
 
 from __future__ import annotations
 
+import io
+import pickle
+import struct
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3TermsReader, _lenfield
 from whoosh.matching import FilterMatcher
+from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
 #: BM25F parameters.  b per field: titles and summaries are short and of similar length, so
@@ -104,16 +109,10 @@ class FieldStats:
         ids_parts: list[np.ndarray] = []
         w_parts: list[np.ndarray] = []
         for segreader, base in self.reader.leaf_readers():
-            try:
-                m = segreader.postings(field, term)
-            except Exception:  # noqa: BLE001 - TermNotFound and friends: no postings here
-                continue
-            if isinstance(m, FilterMatcher):
-                m = m.child  # deletions are applied later through the alive mask
-            ids, weights = _read_all(m)
-            if ids.size:
-                ids_parts.append(ids + base)
-                w_parts.append(weights)
+            found = _segment_postings(segreader, field, term)
+            if found is not None and found[0].size:
+                ids_parts.append(found[0] + base)
+                w_parts.append(found[1])
         if not ids_parts:
             return np.empty(0, np.int32), np.empty(0, np.float32)
         if len(ids_parts) == 1:
@@ -175,24 +174,72 @@ def _field_lengths(segreader, field: str) -> np.ndarray:
     return _LENGTH_OF_BYTE[raw]
 
 
-def _read_all(m) -> tuple[np.ndarray, np.ndarray]:
-    """All (docnum, weight) pairs of a leaf matcher, a block at a time when it is Whoosh's W3 one."""
+_INT = struct.Struct("!i")  # a W3 block's length (negative for the last block of a term)
+
+
+def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Document numbers and weights of ``term`` in one segment (deleted documents included: the
+    alive mask removes them later); None when the segment does not have it.
+
+    Whoosh's W3 postings are read straight from the postings file, a block (up to 1,024 postings,
+    kb.writer) at a time: the block's pickled tuple is loaded once and its delta-coded document
+    numbers summed up by NumPy, where Whoosh's matcher would decode them one by one.
+    """
+    terms = getattr(segreader, "_terms", None)
+    if not isinstance(terms, W3TermsReader):
+        return _matcher_postings(segreader, field, term)
+    try:
+        info = terms.term_info(field, segreader._text_to_bytes(field, term))
+    except (TermNotFound, KeyError, ValueError):
+        return None
+    if info.is_inlined():
+        ids, weights, _values = info.inlined_postings()
+        return np.asarray(ids, dtype=np.int32), np.asarray(weights, dtype=np.float32)
+    offset, length = info.extent()
+    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves the length in a 1-tuple
+        length = length[0]
+    buf = terms._postfile.get(offset, length)
+    stream = io.BytesIO(buf)
+    ids_parts: list[np.ndarray] = []
+    w_parts: list[np.ndarray] = []
+    pos = len(WHOOSH3_HEADER_MAGIC)
+    while True:
+        (size,) = _INT.unpack_from(buf, pos)
+        pos += _INT.size
+        end = pos + abs(size)
+        stream.seek(pos)
+        count, _maxid, _maxweight, compression, _minlen, _maxlen = pickle.load(stream)
+        data = buf[stream.tell():end]
+        deltas, weights, _values = pickle.loads(zlib.decompress(data) if compression else data)
+        ids_parts.append(np.cumsum(np.array(deltas, dtype=np.int64)).astype(np.int32))
+        if weights is None:
+            w_parts.append(np.ones(count, dtype=np.float32))
+        elif isinstance(weights, float):
+            w_parts.append(np.full(count, weights, dtype=np.float32))
+        else:
+            w_parts.append(np.asarray(weights, dtype=np.float32))
+        if size < 0:
+            break
+        pos = end
+    if len(ids_parts) == 1:
+        return ids_parts[0], w_parts[0]
+    return np.concatenate(ids_parts), np.concatenate(w_parts)
+
+
+def _matcher_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The same through Whoosh's matcher, for a segment of another codec."""
+    try:
+        m = segreader.postings(field, term)
+    except Exception:  # noqa: BLE001 - TermNotFound and friends: no postings here
+        return None
+    if isinstance(m, FilterMatcher):
+        m = m.child  # deletions are applied later through the alive mask
     ids: list = []
     weights: list = []
-    if hasattr(m, "_read_ids") and hasattr(m, "_next_block"):
-        while m.is_active():
-            if m._ids is None:
-                m._read_ids()
-            if m._weights is None:
-                m._read_weights()
-            ids.extend(m._ids)
-            weights.extend(m._weights)
-            m._next_block()
-    else:
-        while m.is_active():
-            ids.append(m.id())
-            weights.append(m.weight())
-            m.next()
+    while m.is_active():
+        ids.append(m.id())
+        weights.append(m.weight())
+        m.next()
     return np.asarray(ids, dtype=np.int32), np.asarray(weights, dtype=np.float32)
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from whoosh import index as whoosh_index
 
 from kb.index import LOCK, BuildLocked, build, collect_garbage, current_generation
 from kb.search import SearchEngine
@@ -62,6 +63,10 @@ def live_in_group(pgid: int) -> list[int]:
 
 def total(engine: SearchEngine, q: str = "") -> int:
     return engine.search(q)["total"]
+
+
+def search_ids(engine: SearchEngine, q: str) -> list[tuple[str, float]]:
+    return [(r["id"], r["score"]) for r in engine.search(q, per_page=50)["results"]]
 
 
 def test_build_reports_and_switches(corpus, tmp_path):
@@ -253,3 +258,33 @@ def test_one_process_cannot_sweep_or_build_beside_its_own_build(corpus, tmp_path
         release.set()
         runner.join(timeout=60)
     assert current_generation(index_dir).name in building
+
+
+def test_parallel_build_is_the_single_process_build(tmp_path):
+    """Two writer processes, one segment each, meeting in the middle: the documents still follow
+    the sorted paths, and a file whose id is taken in the other segment is refused."""
+    root = tmp_path / "articles"
+    write_article(root, "a/x.md", "First owner of the id", "ownerword")  # the first path
+    for i in range(260):
+        write_article(root, f"a0/bulk/n{i:03}.md", f"Bulk note {i}", f"filler{i} text " * (i % 7 + 1))
+    write_article(root, "articles/a/x.md", "Second claimant of the id", "claimantword")  # the last path
+    single, double = tmp_path / "single", tmp_path / "double"
+    one = build(root, single, workers=1)
+    two = build(root, double, workers=2)
+    assert one.indexed == two.indexed == 261
+    for report in (one, two):
+        assert [(s.path, s.reason) for s in report.skipped] == [("articles/a/x.md", "duplicate-id")]
+        assert "a/x.md" in report.skipped[0].detail
+    readers = [whoosh_index.open_dir(str(current_generation(d))).reader() for d in (single, double)]
+    try:
+        assert len(readers[1].leaf_readers()) == 2 and len(readers[0].leaf_readers()) == 1
+        alive = [[r.stored_fields(n)["path"] for n in r.all_doc_ids()] for r in readers]
+        assert alive[0] == alive[1] == sorted(alive[0])
+    finally:
+        for r in readers:
+            r.close()
+    engine = SearchEngine(double)
+    assert total(engine, "claimantword") == 0 and total(engine, "ownerword") == 1
+    assert engine.article("a~x")["title"] == "First owner of the id"
+    for q in ("bulk note", "filler7", "text"):
+        assert search_ids(SearchEngine(single), q) == search_ids(engine, q)
