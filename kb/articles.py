@@ -79,6 +79,19 @@ def file_hash(path: str | os.PathLike) -> str | None:
     return digest.hexdigest()
 
 
+def file_stats(root: str | os.PathLike, paths: Iterable[str]) -> dict[str, list[int]]:
+    """[size, modification time in ns] of each of ``paths`` below ``root`` that can be stat'ed."""
+    out: dict[str, list[int]] = {}
+    root = os.fspath(root)
+    for p in paths:
+        try:
+            st = os.stat(os.path.join(root, p))
+        except OSError:
+            continue
+        out[p] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
 def load(root: str | os.PathLike, path: str) -> Article | Skipped:
     """Read and parse one file; never raises for what is in the file.
 

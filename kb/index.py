@@ -32,7 +32,7 @@ from pathlib import Path
 
 from whoosh import index as whoosh_index
 
-from .articles import Skipped, discover, file_hash, load_all
+from .articles import Skipped, discover, file_hash, file_stats, load_all
 from .documents import article_document, make_schema
 from .parse import Article
 from .shards import build_segments
@@ -101,6 +101,9 @@ class BuildReport:
 
 
 Progress = Callable[[int, int], None]
+#: Files modified less than this long before the last build started are hashed again even when
+#: their size and modification time are unchanged (nanoseconds; FAT's timestamps step by 2 s).
+RACY_NS = 3_000_000_000
 
 
 def current_generation(index_dir: str | os.PathLike) -> Path | None:
@@ -233,12 +236,13 @@ def _sweep(index_dir: Path) -> list[str]:
     return removed
 
 
-def _build_full(articles_dir: Path, paths: list[str], gen: Path, report: BuildReport,
-                progress: Progress | None, workers: int | None) -> dict[str, str]:
+def _build_full(articles_dir: Path, paths: list[str], stats: dict[str, list[int]], gen: Path,
+                report: BuildReport, progress: Progress | None, workers: int | None) -> dict[str, str]:
     """Write every article into the new generation ``gen``; returns path -> hash."""
     schema = make_schema()
     ix = whoosh_index.create_in(str(gen), schema)
-    shards = build_segments(articles_dir, paths, gen, workers, progress)
+    sizes = {p: st[0] for p, st in stats.items()}
+    shards = build_segments(articles_dir, paths, gen, workers, progress, sizes)
     hashes: dict[str, str] = {}
     taken: dict[str, str] = {}  # article id -> the path that has it
     for shard in shards:
@@ -259,6 +263,8 @@ def _build_full(articles_dir: Path, paths: list[str], gen: Path, report: BuildRe
     report.skipped.sort(key=lambda s: s.path)
     segments = [shard.segment for shard in shards if shard.segment is not None]
     whoosh_index.TOC(schema, segments, 1).write(ix.storage, ix.indexname)
+    whoosh_index.clean_files(ix.storage, ix.indexname, 1, segments)  # the empty index's TOC
+    shutil.rmtree(gen / f"{ix.indexname}.tmp", ignore_errors=True)  # the writers' scratch folder
     return hashes
 
 
@@ -299,12 +305,14 @@ def build(
     Raises :class:`BuildLocked` when another build is running.
     """
     started = time.perf_counter()
+    started_ns = time.time_ns()
     articles_dir = Path(articles_dir).resolve()
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     report = BuildReport()
     with _BuildLock(index_dir):
         paths = discover(articles_dir)
+        stats = file_stats(articles_dir, paths)
         report.files = len(paths)
         prev = current_generation(index_dir)
         prev_manifest = read_manifest(prev) if prev is not None else None
@@ -315,7 +323,7 @@ def build(
             and prev_manifest.get("source") == str(articles_dir)
         )
         if incremental:
-            unchanged, todo, gone = _changes(articles_dir, prev_manifest, paths, report)
+            unchanged, todo, gone = _changes(articles_dir, prev_manifest, paths, stats, report)
             if not todo and not gone:
                 # nothing to do: keep serving the current generation (servers need not reopen it)
                 report.mode = "unchanged"
@@ -328,7 +336,7 @@ def build(
                 hashes = _build_incremental(articles_dir, prev, prev_manifest, gen, unchanged, todo, gone, report,
                                             progress, workers)
             else:
-                hashes = _build_full(articles_dir, paths, gen, report, progress, workers)
+                hashes = _build_full(articles_dir, paths, stats, gen, report, progress, workers)
                 report.added = report.indexed
             report.generation = gen.name
             report.seconds = time.perf_counter() - started
@@ -338,6 +346,8 @@ def build(
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "report": report.to_dict(),
                 "hashes": hashes,
+                "stats": stats,
+                "started_ns": started_ns,
                 "skipped": {s.path: [s.reason, s.detail] for s in report.skipped},
             }
             (gen / MANIFEST).write_text(json.dumps(manifest))
@@ -349,16 +359,27 @@ def build(
     return report
 
 
-def _changes(articles_dir: Path, prev_manifest: dict, paths: list[str], report: BuildReport
-             ) -> tuple[dict[str, str], list[str], list[str]]:
+def _changes(articles_dir: Path, prev_manifest: dict, paths: list[str], stats: dict[str, list[int]],
+             report: BuildReport) -> tuple[dict[str, str], list[str], list[str]]:
     """Compare the files with the previous build's hashes: (unchanged path -> hash, files to
-    parse, files gone).  Unchanged files are counted in ``report`` as indexed or skipped."""
+    parse, files gone).  Unchanged files are counted in ``report`` as indexed or skipped.
+
+    A file is hashed again unless its size and modification time are those the last build saw
+    and it was last modified well before that build started (a change within the timestamp's
+    granularity could keep both), as make and git decide.
+    """
     old_hashes: dict[str, str] = prev_manifest.get("hashes", {})
+    old_stats: dict[str, list[int]] = prev_manifest.get("stats", {})
+    settled_before = prev_manifest.get("started_ns", 0) - RACY_NS
     old_skipped: dict[str, list[str]] = prev_manifest.get("skipped", {})
     hashes: dict[str, str] = {}
     todo: list[str] = []
+    root = str(articles_dir)
     for p in paths:
-        h = file_hash(articles_dir / p)
+        h = old_hashes.get(p)
+        st = stats.get(p)
+        if h is None or st is None or old_stats.get(p) != st or st[1] >= settled_before:
+            h = file_hash(os.path.join(root, p))
         if h is not None and old_hashes.get(p) == h:
             hashes[p] = h
             if p in old_skipped:

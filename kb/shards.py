@@ -63,15 +63,16 @@ class Shard:
 
 
 def build_segments(articles_dir: Path, paths: list[str], gen: Path, workers: int | None = None,
-                   progress: Progress | None = None) -> list[Shard]:
+                   progress: Progress | None = None, sizes: dict[str, int] | None = None) -> list[Shard]:
     """Parse ``paths`` (sorted) and write them as segments of the (empty) index in ``gen``;
-    the shards come in path order.  The caller writes the TOC."""
+    the shards come in path order.  ``sizes`` (path -> bytes) helps share out the work.  The
+    caller writes the TOC."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
     workers = min(workers, MAX_PROCESSES)
     workers -= workers % 2  # processes work in pairs
     if workers < 2 or len(paths) < MIN_PARALLEL:
         return [_write(str(articles_dir), str(gen), paths, progress=progress, total=len(paths))]
-    return _run_parallel(articles_dir, paths, gen, workers, progress)
+    return _run_parallel(articles_dir, paths, gen, workers, progress, sizes or {})
 
 
 def _write(articles_dir: str, gen_dir: str, paths: Iterable[str], reverse: bool = False,
@@ -159,14 +160,9 @@ def _write_claimed(articles_dir: str, gen_dir: str, region: int, from_end: bool)
     return _write(articles_dir, gen_dir, _claimed(region, from_end), reverse=from_end)
 
 
-def _regions(articles_dir: Path, paths: list[str], count: int) -> list[tuple[int, int]]:
+def _regions(paths: list[str], sizes: dict[str, int], count: int) -> list[tuple[int, int]]:
     """Cut ``paths`` into ``count`` runs (start, stop) of about equal work."""
-    work = []
-    for p in paths:
-        try:
-            work.append(os.stat(articles_dir / p).st_size + PER_FILE_BYTES)
-        except OSError:
-            work.append(PER_FILE_BYTES)
+    work = [sizes.get(p, 0) + PER_FILE_BYTES for p in paths]
     total = sum(work)
     bounds = [0]
     acc = 0
@@ -179,8 +175,8 @@ def _regions(articles_dir: Path, paths: list[str], count: int) -> list[tuple[int
 
 
 def _run_parallel(articles_dir: Path, paths: list[str], gen: Path, workers: int,
-                  progress: Progress | None) -> list[Shard]:
-    regions = _regions(articles_dir, paths, workers // 2)  # a region per pair of processes
+                  progress: Progress | None, sizes: dict[str, int]) -> list[Shard]:
+    regions = _regions(paths, sizes, workers // 2)  # a region per pair of processes
     claims = multiprocessing.Array("q", [x for region in regions for x in region])
     counter = multiprocessing.Value("q", 0)
     # (region, from its end?), in the path order of the segments they write

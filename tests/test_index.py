@@ -288,3 +288,29 @@ def test_parallel_build_is_the_single_process_build(tmp_path):
     assert engine.article("a~x")["title"] == "First owner of the id"
     for q in ("bulk note", "filler7", "text"):
         assert search_ids(SearchEngine(single), q) == search_ids(engine, q)
+
+
+def test_incremental_build_trusts_size_and_time_only_when_settled(corpus, tmp_path, monkeypatch):
+    """Unchanged files are not read again (same size and modification time as the last build saw,
+    last modified well before it); a same-size edit in the same instant as the build is caught."""
+    import kb.index
+
+    index_dir = tmp_path / "index"
+    files = sorted(corpus.rglob("*.md"))
+    hour_ago = time.time_ns() - 3600 * 10**9
+    for f in files:
+        os.utime(f, ns=(hour_ago, hour_ago))
+    fresh = write_article(corpus, "articles/group0/fresh.md", "Fresh article", "alphaword")
+    build(corpus, index_dir, workers=1)
+
+    hashed: list[str] = []
+    real_hash = kb.index.file_hash
+    monkeypatch.setattr(kb.index, "file_hash", lambda p: hashed.append(os.path.basename(p)) or real_hash(p))
+    # the same size, and the modification time put back: only the racy guard can see this edit
+    st = fresh.stat()
+    fresh.write_text(fresh.read_text().replace("alphaword", "omegaword"))
+    os.utime(fresh, ns=(st.st_atime_ns, st.st_mtime_ns))
+    report = build(corpus, index_dir, workers=1)
+    assert hashed == ["fresh.md"]  # the settled files were not read
+    assert (report.mode, report.changed, report.unchanged) == ("incremental", 1, 5)
+    assert total(SearchEngine(index_dir), "omegaword") == 1
