@@ -413,8 +413,9 @@ def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen:
     writer = ix.writer(limitmb=128, codec=writer_codec())
     try:
         # a changed file is deleted and re-added; one that no longer parses just leaves search
-        for p in [*gone, *(p for p in todo if p in old_hashes)]:
-            writer.delete_by_term("path", p)
+        with writer.searcher() as searcher:  # one reader for all (Whoosh opens one per call)
+            for p in [*gone, *(p for p in todo if p in old_hashes)]:
+                writer.delete_by_term("path", p, searcher=searcher)
         _write_all(writer, load_all(articles_dir, todo, workers), report, hashes, len(todo), progress)
     except BaseException:
         writer.cancel()

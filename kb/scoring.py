@@ -19,6 +19,7 @@ import pickle
 import struct
 import threading
 import zlib
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ from whoosh.codec.whoosh3 import LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3TermsRe
 from whoosh.matching import FilterMatcher
 from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
+
+from .writer import BLOCK_HEAD, BLOCK_HEAD_SIZE
 
 #: BM25F parameters.  b per field: titles and summaries are short and of similar length, so
 #: length matters less there than in bodies.
@@ -175,6 +178,7 @@ def _field_lengths(segreader, field: str) -> np.ndarray:
 
 
 _INT = struct.Struct("!i")  # a W3 block's length (negative for the last block of a term)
+_BININT = struct.Struct("<i")
 
 
 def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -182,8 +186,10 @@ def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.
     alive mask removes them later); None when the segment does not have it.
 
     Whoosh's W3 postings are read straight from the postings file, a block (up to 1,024 postings,
-    kb.writer) at a time: the block's pickled tuple is loaded once and its delta-coded document
-    numbers summed up by NumPy, where Whoosh's matcher would decode them one by one.
+    kb.writer) at a time: of a block kb wrote, only the document-number deltas and the weights
+    are loaded, as two arrays (:func:`kb.writer.block_data`), and NumPy sums the deltas up, where
+    Whoosh's matcher would load every posting's positions too and decode them one by one.  Blocks
+    Whoosh wrote (an incremental build's) are loaded whole.
     """
     terms = getattr(segreader, "_terms", None)
     if not isinstance(terms, W3TermsReader):
@@ -210,8 +216,17 @@ def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.
         stream.seek(pos)
         count, _maxid, _maxweight, compression, _minlen, _maxlen = pickle.load(stream)
         data = buf[stream.tell():end]
-        deltas, weights, _values = pickle.loads(zlib.decompress(data) if compression else data)
-        ids_parts.append(np.cumsum(np.array(deltas, dtype=np.int64)).astype(np.int32))
+        if compression:
+            data = zlib.decompress(data)
+        if data.startswith(BLOCK_HEAD) and data[BLOCK_HEAD_SIZE - 1:BLOCK_HEAD_SIZE] == b"0":
+            # kb's layout (kb.writer.block_data): load what comes before the values
+            values_at = _BININT.unpack_from(data, len(BLOCK_HEAD))[0]
+            deltas, weights = pickle.loads(data[:values_at] + b"\x86.")  # TUPLE2, STOP
+        else:
+            deltas, weights, _values = pickle.loads(data)
+        if isinstance(deltas, array):
+            deltas = np.frombuffer(deltas, dtype=np.uint32)
+        ids_parts.append(np.cumsum(deltas, dtype=np.int32))  # document numbers fit in 31 bits
         if weights is None:
             w_parts.append(np.ones(count, dtype=np.float32))
         elif isinstance(weights, float):

@@ -4,29 +4,33 @@ for a fraction of the CPU.
 Whoosh's own writer spends most of a full build in bookkeeping rather than in indexing: every
 posting goes through a generic chain of analyzer filters, a sorting pool of tuples spilled to
 temporary files, and one column lookup per posting to find the document's field length again at
-commit.  This writer keeps each field's postings in memory, grouped by term as they are made
-(a segment of half the real corpus holds well under a million of them), takes the terms of the
-full-text fields from their analyzer's one-pass ``positions()`` (:mod:`kb.analysis`), and hands them to Whoosh's
-own codec writers (per-document columns, term table, posting blocks) at :meth:`finish`.  The
-result is an ordinary Whoosh segment; ``tests/test_writer.py`` checks that it holds the same
-terms, postings, lengths and stored fields as one written by Whoosh's writer.
+commit, and each posting block is built one posting at a time.  :class:`SegmentBuilder` keeps
+each field's postings in memory, grouped by term as they are made (half the real corpus makes
+well under a million), takes the terms of the full-text fields from their analyzer's one-pass
+``positions()`` (:mod:`kb.analysis`), writes stored fields and columns through Whoosh's
+per-document writer and the term table through its hash-table writer, and lays out each term's
+posting blocks itself, a block at a time, as Whoosh's W3 codec does.  The result is an ordinary
+Whoosh segment: ``tests/test_writer.py`` checks that it holds the same terms, postings, term
+statistics, lengths and stored fields as the segment Whoosh's writer makes of the same documents.
 
-The codec is Whoosh's W3 with larger posting blocks and no zlib: postings are read a block at a
-time (:mod:`kb.scoring`), so bigger blocks mean fewer unpickles per query, and compressing the
-blocks cost more at build and query time than the disk it saved.
+The codec is W3 with larger blocks and no zlib, and block data is laid out for a fast read
+(:func:`block_data`): :mod:`kb.scoring` reads postings a block at a time, so bigger blocks
+mean fewer loads per query, and zlib cost more time at build and query than the disk it saved.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import secrets
 import struct
+from array import array
 from operator import sub
 
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec, W3Segment
-from whoosh.filedb.filetables import OrderedHashWriter
-from whoosh.fields import Schema
 from whoosh.analysis import IDTokenizer
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec, W3Segment
+from whoosh.fields import Schema
+from whoosh.filedb.filetables import OrderedHashWriter
 from whoosh.formats import Existence, Frequency, Positions
 from whoosh.system import emptybytes, pack_int as _pack_int, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
@@ -229,6 +233,41 @@ class SegmentBuilder:
         return self.segment
 
 
+# One pickler for the parts of every block: "fast" (no memo) so that parts pickled apart can be
+# joined into one pickle.
+_part_buffer = io.BytesIO()
+_part_pickler = pickle.Pickler(_part_buffer, 3)
+_part_pickler.fast = True
+_BININT = struct.Struct("<i")
+#: How a block's data starts: protocol 3, then where its values start as an int that is popped.
+BLOCK_HEAD = b"\x80\x03J"
+BLOCK_HEAD_SIZE = len(BLOCK_HEAD) + _BININT.size + 1
+
+
+def _part(obj) -> bytes:
+    """The pickle opcodes of ``obj`` alone (no protocol header, no STOP)."""
+    _part_buffer.seek(0)
+    _part_buffer.truncate()
+    _part_pickler.dump(obj)
+    return _part_buffer.getvalue()[2:-1]
+
+
+def block_data(deltas: array, weights, values) -> bytes:
+    """A posting block's data, as Whoosh loads it: the pickle of ``(deltas, weights, values)``.
+
+    Whoosh's writer pickles a tuple of ints, a tuple of floats and a tuple of bytes with protocol
+    2, which rebuilds every bytes value (a posting's positions) by a function call at load time.
+    kb pickles the document-number deltas and the weights as arrays (a block loads them as two
+    buffers), the values with protocol 3, and begins the pickle with the offset of the values,
+    pushed and popped again (Whoosh's reader never sees it): :mod:`kb.scoring`, which needs no
+    positions, loads only what comes before them.
+    """
+    ids = _part(deltas)
+    weights = _part(weights)
+    head = BLOCK_HEAD + _BININT.pack(BLOCK_HEAD_SIZE + len(ids) + len(weights)) + b"0"  # "0": POP
+    return b"".join((head, ids, weights, _part(values), b"\x87."))  # TUPLE3, STOP
+
+
 _TERMINFO = struct.Struct("!BfIBBfIIqi")  # W3TermInfo.to_bytes: stats, then (offset, length)
 
 
@@ -252,24 +291,21 @@ def _postings_bytes(offset: int, plist: list[tuple], fixedsize: int | None, flip
         if not first:
             first_id = ids[0]
         n = len(ids)
-        deltas = (ids[0], *map(sub, ids[1:], ids)) if n > 1 else ids
+        deltas = array("I", (ids[0], *map(sub, ids[1:], ids)) if n > 1 else ids)
         # weights are kept as float32 (W3's array("f")): frequencies, exact either way
         if weights.count(1.0) == n:
             mini_weights = None
         elif weights.count(weights[0]) == n:
             mini_weights = weights[0]
         else:
-            mini_weights = weights
+            mini_weights = array("f", weights)
         if fixedsize is None or fixedsize < 0:
             mini_values = values
         elif fixedsize == 0:
             mini_values = None
         else:
             mini_values = emptybytes.join(values)
-        # Whoosh pickles blocks with protocol 2, where every bytes value (a posting's positions)
-        # is rebuilt by a call at load time; its reader loads any protocol, and with the newest
-        # a block of positions loads several times faster.
-        data = pickle.dumps((deltas, mini_weights, mini_values), pickle.HIGHEST_PROTOCOL)
+        data = block_data(deltas, mini_weights, mini_values)
         block_maxweight = max(weights)
         if 0 in lengths:
             lengths = [x for x in lengths if x]
