@@ -26,16 +26,16 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from whoosh import index as whoosh_index
+from whoosh.writing import MERGE_SMALL
 
-from .articles import Skipped, discover, file_hash, file_stats, load_all
-from .documents import article_document, make_schema
-from .parse import Article
-from .shards import build_segments
+from .articles import Skipped, discover, file_hash, file_stats
+from .documents import make_schema
+from .shards import Shard, build_segments
 from .writer import codec as writer_codec
 
 CURRENT = "CURRENT"
@@ -241,53 +241,41 @@ def _build_full(articles_dir: Path, paths: list[str], stats: dict[str, list[int]
     """Write every article into the new generation ``gen``; returns path -> hash."""
     schema = make_schema()
     ix = whoosh_index.create_in(str(gen), schema)
-    sizes = {p: st[0] for p, st in stats.items()}
-    shards = build_segments(articles_dir, paths, gen, workers, progress, sizes)
+    shards = build_segments(articles_dir, paths, gen, workers, progress, _sizes(stats))
     hashes: dict[str, str] = {}
-    taken: dict[str, str] = {}  # article id -> the path that has it
-    for shard in shards:
-        hashes.update(shard.hashes)
-        report.skipped += shard.skipped
-        report.warnings.update(shard.warnings)
-    # A second file with an id already taken is refused (documents follow path order: the first
-    # path keeps the id).
-    for shard in shards:
-        for docnum, (path, ident) in enumerate(shard.docs):
-            if ident in taken:
-                shard.segment.delete_document(docnum)
-                report.skipped.append(Skipped(path, "duplicate-id", f"id {ident!r} is taken by {taken[ident]}",
-                                              hashes[path]))
-            else:
-                taken[ident] = path
-                report.indexed += 1
-    report.skipped.sort(key=lambda s: s.path)
-    segments = [shard.segment for shard in shards if shard.segment is not None]
+    segments = _adopt(shards, report, hashes, lambda ident: None)
     whoosh_index.TOC(schema, segments, 1).write(ix.storage, ix.indexname)
     whoosh_index.clean_files(ix.storage, ix.indexname, 1, segments)  # the empty index's TOC
     shutil.rmtree(gen / f"{ix.indexname}.tmp", ignore_errors=True)  # the writers' scratch folder
     return hashes
 
 
-def _write_all(writer, articles: Iterable[Article | Skipped], report: BuildReport, hashes: dict[str, str],
-               total: int, progress: Progress | None) -> None:
-    """Add parsed articles through a Whoosh writer (incremental builds)."""
-    done = 0
-    seen_ids: set[str] = set()
-    for item in articles:
-        done += 1
-        if not isinstance(item, Skipped) and item.id in seen_ids:
-            item = Skipped(item.path, "duplicate-id", f"id {item.id!r} is taken by another file", item.hash)
-        if isinstance(item, Skipped):
-            report.skipped.append(item)
-            hashes[item.path] = item.hash
-        else:
-            report.warnings.update(item.warnings)
-            writer.add_document(**article_document(item))
-            seen_ids.add(item.id)
-            hashes[item.path] = item.hash
-            report.indexed += 1
-        if progress is not None:
-            progress(done, total)
+def _sizes(stats: dict[str, list[int]]) -> dict[str, int]:
+    return {p: st[0] for p, st in stats.items()}
+
+
+def _adopt(shards: list[Shard], report: BuildReport, hashes: dict[str, str],
+           holder: Callable[[str], str | None]) -> list:
+    """Count the shards' articles, skips and warnings into ``report`` and ``hashes``; returns
+    their segments.  A document whose id is taken - by an earlier path of the shards, or per
+    ``holder`` (id -> path) by an article already in the index - is deleted and reported as a
+    ``duplicate-id`` skip: the first path keeps the id."""
+    taken: dict[str, str] = {}
+    for shard in shards:
+        hashes.update(shard.hashes)
+        report.skipped += shard.skipped
+        report.warnings.update(shard.warnings)
+    for shard in shards:
+        for docnum, (path, ident) in enumerate(shard.docs):
+            owner = taken.get(ident) or holder(ident)
+            if owner is not None:
+                shard.segment.delete_document(docnum)
+                report.skipped.append(Skipped(path, "duplicate-id", f"id {ident!r} is taken by {owner}", hashes[path]))
+            else:
+                taken[ident] = path
+                report.indexed += 1
+    report.skipped.sort(key=lambda s: s.path)
+    return [shard.segment for shard in shards if shard.segment is not None]
 
 
 def build(
@@ -333,8 +321,8 @@ def build(
         gen = _new_generation(index_dir)
         try:
             if incremental:
-                hashes = _build_incremental(articles_dir, prev, prev_manifest, gen, unchanged, todo, gone, report,
-                                            progress, workers)
+                hashes = _build_incremental(articles_dir, prev, prev_manifest, gen, unchanged, todo, gone, stats,
+                                            report, progress, workers)
             else:
                 hashes = _build_full(articles_dir, paths, stats, gen, report, progress, workers)
                 report.added = report.indexed
@@ -398,12 +386,14 @@ def _changes(articles_dir: Path, prev_manifest: dict, paths: list[str], stats: d
 
 
 def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen: Path, hashes: dict[str, str],
-                       todo: list[str], gone: list[str], report: BuildReport, progress: Progress | None,
-                       workers: int | None) -> dict[str, str]:
+                       todo: list[str], gone: list[str], stats: dict[str, list[int]], report: BuildReport,
+                       progress: Progress | None, workers: int | None) -> dict[str, str]:
     """Copy the previous generation and apply only the differences to it; returns path -> hash.
 
     The copy is made of hard links: Whoosh never rewrites a segment file once written (a commit
-    writes new segments and a new TOC), so both generations can share them safely.
+    writes new segments and a new TOC), so both generations can share them safely.  Deleted and
+    changed files leave the index through Whoosh's writer; added and changed ones are written
+    into new segments as in a full build, and the writer's commit lists them.
     """
     for f in prev.iterdir():
         if f.is_file() and f.name not in (MANIFEST, LEASE) and not f.name.endswith(".lock"):
@@ -412,14 +402,22 @@ def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen:
     ix = whoosh_index.open_dir(str(gen))
     writer = ix.writer(limitmb=128, codec=writer_codec())
     try:
-        # a changed file is deleted and re-added; one that no longer parses just leaves search
+        leaving = {*gone, *(p for p in todo if p in old_hashes)}
         with writer.searcher() as searcher:  # one reader for all (Whoosh opens one per call)
-            for p in [*gone, *(p for p in todo if p in old_hashes)]:
+            # a changed file is deleted and re-added; one that no longer parses just leaves search
+            for p in leaving:
                 writer.delete_by_term("path", p, searcher=searcher)
-        _write_all(writer, load_all(articles_dir, todo, workers), report, hashes, len(todo), progress)
+            shards = build_segments(articles_dir, todo, gen, workers, progress, _sizes(stats))
+
+            def holder(ident: str) -> str | None:
+                stored = searcher.document(id=ident)
+                return None if stored is None or stored["path"] in leaving else stored["path"]
+
+            new_segments = _adopt(shards, report, hashes, holder)
     except BaseException:
         writer.cancel()
         raise
-    writer.commit()
+    writer.commit(mergetype=lambda w, segments: MERGE_SMALL(w, segments) + new_segments)
+    shutil.rmtree(gen / f"{ix.indexname}.tmp", ignore_errors=True)
     report.mode = "incremental"
     return hashes

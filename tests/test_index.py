@@ -314,3 +314,20 @@ def test_incremental_build_trusts_size_and_time_only_when_settled(corpus, tmp_pa
     assert hashed == ["fresh.md"]  # the settled files were not read
     assert (report.mode, report.changed, report.unchanged) == ("incremental", 1, 5)
     assert total(SearchEngine(index_dir), "omegaword") == 1
+
+
+def test_incremental_build_refuses_an_id_taken_by_an_indexed_article(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    write_article(corpus, "group9/x.md", "Original holder", "holderword")  # id group9~x
+    build(corpus, index_dir, workers=1)
+    write_article(corpus, "articles/group9/x.md", "Late claimant", "claimantword")  # the same id
+    report = build(corpus, index_dir, workers=1)
+    assert report.mode == "incremental"
+    assert [(s.path, s.reason) for s in report.skipped] == [("articles/group9/x.md", "duplicate-id")]
+    engine = SearchEngine(index_dir)
+    assert engine.article("group9~x")["title"] == "Original holder"
+    assert total(engine, "claimantword") == 0
+    # when the holder goes, a full build gives the id to the other file
+    (corpus / "group9" / "x.md").unlink()
+    assert build(corpus, index_dir, workers=1, full=True).skipped == []
+    assert SearchEngine(index_dir).article("group9~x")["title"] == "Late claimant"
