@@ -33,11 +33,20 @@ class Marker:
         if self.regex is not None and text:
             spans = [(m.start(), m.end(), m.group(0).lower()) for m in self.regex.finditer(text)]
             if spans:
+                # slide a window of SNIPPET_CHARS from match to match, counting its distinct words
                 best, best_count = 0, -1
-                for i, (start, _end, _w) in enumerate(spans):
-                    window = {w for s0, _e, w in spans[i:] if s0 < start + SNIPPET_CHARS}
-                    if len(window) > best_count:
-                        best, best_count = i, len(window)
+                in_window: dict[str, int] = {}
+                ahead = 0
+                for i, (start, _end, word) in enumerate(spans):
+                    while ahead < len(spans) and spans[ahead][0] < start + SNIPPET_CHARS:
+                        w = spans[ahead][2]
+                        in_window[w] = in_window.get(w, 0) + 1
+                        ahead += 1
+                    if len(in_window) > best_count:
+                        best, best_count = i, len(in_window)
+                    in_window[word] -= 1
+                    if not in_window[word]:
+                        del in_window[word]
                 start = spans[best][0]
                 # start at a word boundary a little before the first match
                 lead = text.rfind(" ", 0, max(0, start - 40))
