@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
+from whoosh.columns import CompressedBytesColumn
+from whoosh.fields import COLUMN, ID, KEYWORD, STORED, TEXT, Schema
 
 from .analysis import spelling_analyzer, text_analyzer
 from .parse import Article
@@ -48,7 +49,8 @@ def make_schema() -> Schema:
         type=ID(stored=True),
         # for results and article pages, so serving never rereads source files
         snippet_source=STORED,
-        article=STORED,
+        # the article page's data, apart from the stored fields every result reads
+        article=COLUMN(CompressedBytesColumn(level=1)),
         hash=STORED,
         # copies of one article (same title and text, e.g. one per cloud) share this key
         dupkey=ID(sortable=True),
@@ -75,7 +77,7 @@ def article_document(a: Article) -> dict:
         "cloud": ",".join(a.clouds),
         "type": a.type.lower(),
         "snippet_source": snippet_source,
-        "article": json.dumps(a.to_dict(), ensure_ascii=False),
+        "article": json.dumps(a.to_dict(), ensure_ascii=False).encode("utf-8"),
         "hash": a.hash,
         "spell": "\n".join((a.title, a.info, a.description, a.issue)),
         "dupkey": hashlib.sha1("\x00".join((a.title, a.body, *a.steps)).lower().encode("utf-8")).hexdigest()[:16],

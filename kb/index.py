@@ -46,7 +46,7 @@ MANIFEST = "manifest.json"
 #: into an index (parsing, analysis, documents).  A manifest with another format makes an
 #: incremental build start afresh and a reader refuse the index, so a kb upgrade that extracts
 #: articles differently can never serve a mix of old and new extraction.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 _EXTRACTION_MODULES = ("analysis", "articles", "documents", "htmltext", "index", "markdown", "parse", "payloads",
                        "properties", "shards", "writer")
 

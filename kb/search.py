@@ -108,9 +108,18 @@ class Generation:
         # answers to repeated searches; a new generation starts with an empty cache
         self.results = _LRU(result_cache)
         self.copies = _copy_groups(reader, self.stats.n)
+        self._articles = None
+        self._articles_lock = threading.Lock()
 
     def docnum(self, article_id: str) -> int | None:
         return self.searcher.document_number(id=article_id)
+
+    def article_data(self, docnum: int) -> bytes:
+        """The article page's data (JSON) of a document; its column is opened on first use."""
+        with self._articles_lock:
+            if self._articles is None:
+                self._articles = self.searcher.reader().column_reader("article")
+        return self._articles[docnum]
 
     def close(self) -> None:
         try:
@@ -337,7 +346,7 @@ class SearchEngine:
         docnum = gen.docnum(article_id)
         if docnum is None:
             return None
-        data = json.loads(gen.searcher.stored_fields(docnum)["article"])
+        data = json.loads(gen.article_data(docnum))
         data.pop("warnings", None)
         data["url"] = article_url(data["id"])
         return data
