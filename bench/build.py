@@ -48,7 +48,8 @@ TARGET_INCREMENTAL_1_S = 1.0
 KB_BUILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from kb.index import FORMAT, build
+from kb.generations import FORMAT
+from kb.index import build
 t1 = time.perf_counter()
 r = build(sys.argv[1], sys.argv[2], full=sys.argv[3] == "full")
 t2 = time.perf_counter()
@@ -145,8 +146,8 @@ def modify(corpus: Path, paths: list[str], rng: random.Random) -> dict[str, str]
 def pick_articles(corpus: Path, index_dir: Path, n: int, rng: random.Random, exclude: set[str]) -> list[str]:
     """``n`` articles that the index holds (not skipped), chosen reproducibly."""
     gen = index_dir / (index_dir / "CURRENT").read_text().strip()
-    manifest = json.loads((gen / "manifest.json").read_text())
-    candidates = sorted(p for p in manifest["hashes"] if p not in manifest.get("skipped", {})
+    sources = json.loads((gen / "sources.json").read_text())
+    candidates = sorted(p for p in sources["hashes"] if p not in sources.get("skipped", {})
                         and p.startswith("articles/") and p not in exclude)
     return rng.sample(candidates, n)
 

@@ -395,7 +395,7 @@ def index_format_problem(index_dir: str | os.PathLike) -> str | None:
     kb opens an index written by an older format without complaint (or fails on its pickled
     schema), so a benchmark of a stale index would measure the wrong thing.
     """
-    from kb.index import FORMAT, current_generation, read_manifest
+    from kb.generations import FORMAT, current_generation, read_manifest
 
     gen = current_generation(index_dir)
     if gen is None:

@@ -425,7 +425,7 @@ def run(args, work: Path) -> dict:
         time.sleep(1.0)
         result["leases_at_end"] = {str(k): sorted(v) for k, v in worker_leases(server.pid).items()}
         result["generations_at_end"] = sorted(p.name for p in index.glob("gen-*"))
-        from kb.index import collect_garbage
+        from kb.generations import collect_garbage
 
         result["swept_at_end"] = collect_garbage(index)
         result["generations_after_sweep"] = sorted(p.name for p in index.glob("gen-*"))

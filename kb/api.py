@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 
 from .openapi import openapi_document
-from .parse import render_markdown
+from .render import render_markdown
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexMissing, SearchEngine
 

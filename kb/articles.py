@@ -13,8 +13,6 @@ import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 from .parse import MAX_BYTES, Article, ParseError, parse_bytes
 
@@ -30,11 +28,6 @@ class Skipped:
     reason: str
     detail: str = ""
     hash: str = ""
-
-
-def sample_root() -> Path:
-    """The bundled sample knowledge base that ships inside the package."""
-    return Path(str(resources.files("kb.sample") / "articles"))
 
 
 def discover(root: str | os.PathLike) -> list[str]:

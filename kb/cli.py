@@ -10,7 +10,7 @@ from collections import Counter
 import click
 
 from . import config
-from .articles import sample_root
+from .config import sample_root
 
 INDEX_OPTION = click.option(
     "--index",
@@ -42,7 +42,8 @@ def index_cmd(articles_dir, index_dir, full, workers, as_json):
 
     Example: kb index ./selfhelp --index ./index
     """
-    from .index import BuildLocked, build
+    from .generations import BuildLocked
+    from .index import build
 
     if articles_dir is None:
         articles_dir = str(sample_root())
@@ -230,7 +231,7 @@ def serve_cmd(index_dir, host, port, workers, debug):
 
     Example: kb serve --index ./index --port 8080 --workers 4
     """
-    from .index import BuildLocked
+    from .generations import BuildLocked
     from .serve import serve
 
     try:

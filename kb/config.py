@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
+from pathlib import Path
 
 DEFAULT_INDEX = "index"
 MAX_PER_PAGE = 100
 MAX_PAGE = 1000
+
+def sample_root() -> Path:
+    """The bundled sample knowledge base that ships inside the package."""
+    return Path(str(resources.files("kb.sample") / "articles"))
+
 
 #: name -> (default, help).  ``create_app(config)`` overrides any of them.
 SETTINGS: dict[str, tuple[object, str]] = {

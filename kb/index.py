@@ -1,29 +1,11 @@
-"""The Whoosh index: schema, atomic generations, full and incremental builds.
-
-Layout of an index directory::
-
-    index/
-      CURRENT              name of the generation being served (replaced atomically)
-      .build.lock          held (flock) by the one build that may run at a time
-      gen-<time>-<rand>/   one complete Whoosh index per generation, plus manifest.json
-
-A build writes a new generation next to the served one and, only when it has committed,
-points ``CURRENT`` at it with an atomic rename.  A reader therefore never sees a half-built
-index, and a build that fails or is killed leaves the served generation untouched.  Readers
-hold a shared ``flock`` on ``<generation>/.lease`` while they use it; a generation is deleted
-only when its lease can be taken exclusively, that is, when nothing reads it any more.
-"""
+"""Builds: a full build into a new generation, or an incremental one that applies only what
+changed to a copy of the served generation (generations themselves: :mod:`kb.generations`)."""
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import hashlib
 import json
 import os
-import secrets
 import shutil
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,38 +17,12 @@ from whoosh.writing import MERGE_SMALL
 
 from .articles import Skipped, discover, file_hash, file_stats
 from .documents import make_schema
+from .generations import (
+    FORMAT, LEASE, MANIFEST, SOURCES, BuildLock, current_generation, new_generation, read_manifest, read_sources,
+    sweep, switch,
+)
 from .shards import Shard, build_segments
 from .writer import codec as writer_codec
-
-CURRENT = "CURRENT"
-LOCK = ".build.lock"
-LEASE = ".lease"
-MANIFEST = "manifest.json"
-#: The index format: the schema's version and a fingerprint of the code that decides what goes
-#: into an index (parsing, analysis, documents).  A manifest with another format makes an
-#: incremental build start afresh and a reader refuse the index, so a kb upgrade that extracts
-#: articles differently can never serve a mix of old and new extraction.
-SCHEMA_VERSION = 10
-_EXTRACTION_MODULES = ("analysis", "articles", "documents", "htmltext", "index", "markdown", "parse", "payloads",
-                       "properties", "shards", "writer")
-
-
-def _fingerprint() -> str:
-    digest = hashlib.sha1()
-    here = Path(__file__).parent
-    for name in _EXTRACTION_MODULES:
-        try:
-            digest.update((here / f"{name}.py").read_bytes())
-        except OSError:
-            digest.update(name.encode())  # no source (a frozen install): the version alone counts
-    return digest.hexdigest()[:12]
-
-
-FORMAT = f"{SCHEMA_VERSION}-{_fingerprint()}"
-
-class BuildLocked(Exception):
-    """Another ``kb index`` holds the build lock of this index directory."""
-
 
 @dataclass
 class BuildReport:
@@ -104,136 +60,6 @@ Progress = Callable[[int, int], None]
 #: Files modified less than this long before the last build started are hashed again even when
 #: their size and modification time are unchanged (nanoseconds; FAT's timestamps step by 2 s).
 RACY_NS = 3_000_000_000
-
-
-def current_generation(index_dir: str | os.PathLike) -> Path | None:
-    """The generation directory being served, or None when no build has completed."""
-    index_dir = Path(index_dir)
-    try:
-        name = (index_dir / CURRENT).read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    gen = index_dir / name
-    if not name or "/" in name or not (gen / MANIFEST).exists():
-        return None
-    return gen
-
-
-def read_manifest(gen: Path) -> dict:
-    return json.loads((gen / MANIFEST).read_text())
-
-
-class _BuildLock:
-    """The one-build-at-a-time lock of an index directory.
-
-    A POSIX record lock (``lockf``), not ``flock``: the parser processes a build forks must not
-    inherit it, or a build killed with SIGKILL would leave them holding it and refuse every later
-    build.  POSIX locks die with the process that took them.  (Within one process, closing any
-    descriptor of the lock file drops the lock, so only this class opens it.)
-    """
-
-    # POSIX locks do not exclude threads of one process: this does (a sweep in a server's watcher
-    # thread must never run beside a build in the same process).
-    _in_process: dict[str, threading.Lock] = {}
-    _registry = threading.Lock()
-
-    def __init__(self, index_dir: Path):
-        self.path = index_dir / LOCK
-        self.fd: int | None = None
-        with self._registry:
-            self._thread_lock = self._in_process.setdefault(str(self.path.resolve()), threading.Lock())
-
-    def __enter__(self):
-        if not self._thread_lock.acquire(blocking=False):
-            raise BuildLocked(f"another kb index is already building {self.path.parent}")
-        try:
-            self._lock_file()
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        return self
-
-    def _lock_file(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(self.fd)
-            self.fd = None
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise BuildLocked(f"another kb index is already building {self.path.parent}") from None
-            raise
-
-    def __exit__(self, *exc):
-        try:
-            if self.fd is not None:
-                os.close(self.fd)  # closing releases the lock
-                self.fd = None
-        finally:
-            self._thread_lock.release()
-
-
-def _new_generation(index_dir: Path) -> Path:
-    name = time.strftime("gen-%Y%m%dT%H%M%S-", time.gmtime()) + secrets.token_hex(3)
-    gen = index_dir / name
-    gen.mkdir()
-    (gen / LEASE).touch()
-    return gen
-
-
-def _switch(index_dir: Path, gen: Path) -> None:
-    """Point CURRENT at ``gen`` atomically (write a temporary file, fsync, rename)."""
-    tmp = index_dir / f".{CURRENT}.{os.getpid()}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(gen.name + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, index_dir / CURRENT)
-    dfd = os.open(index_dir, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def collect_garbage(index_dir: str | os.PathLike) -> list[str]:
-    """Remove generations that are neither current nor read by anyone (their lease is free).
-
-    Only when no build runs (a generation being built is neither current nor leased); servers
-    call this after they move to a new generation, builds after they switch.
-    """
-    index_dir = Path(index_dir)
-    if len(list(index_dir.glob("gen-*"))) < 2:
-        return []
-    try:
-        with _BuildLock(index_dir):
-            return _sweep(index_dir)
-    except (BuildLocked, FileNotFoundError):
-        return []
-
-
-def _sweep(index_dir: Path) -> list[str]:
-    cur = current_generation(index_dir)
-    removed: list[str] = []
-    for gen in sorted(index_dir.glob("gen-*")):
-        if cur is not None and gen.name == cur.name or not gen.is_dir():
-            continue
-        lease = gen / LEASE
-        try:
-            fd = os.open(lease, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue  # a reader still has it open
-        try:
-            shutil.rmtree(gen, ignore_errors=True)
-            removed.append(gen.name)
-        finally:
-            os.close(fd)
-    return removed
 
 
 def _build_full(articles_dir: Path, paths: list[str], stats: dict[str, list[int]], gen: Path,
@@ -298,7 +124,7 @@ def build(
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     report = BuildReport()
-    with _BuildLock(index_dir):
+    with BuildLock(index_dir):
         paths = discover(articles_dir)
         stats = file_stats(articles_dir, paths)
         report.files = len(paths)
@@ -311,43 +137,47 @@ def build(
             and prev_manifest.get("source") == str(articles_dir)
         )
         if incremental:
-            unchanged, todo, gone = _changes(articles_dir, prev_manifest, paths, stats, report)
+            prev_sources = read_sources(prev)
+            unchanged, todo, gone = _changes(articles_dir, prev_sources, paths, stats, report)
             if not todo and not gone:
                 # nothing to do: keep serving the current generation (servers need not reopen it)
                 report.mode = "unchanged"
                 report.generation = prev.name
                 report.seconds = time.perf_counter() - started
                 return report
-        gen = _new_generation(index_dir)
+        gen = new_generation(index_dir)
         try:
             if incremental:
-                hashes = _build_incremental(articles_dir, prev, prev_manifest, gen, unchanged, todo, gone, stats,
+                hashes = _build_incremental(articles_dir, prev, prev_sources, gen, unchanged, todo, gone, stats,
                                             report, progress, workers)
             else:
                 hashes = _build_full(articles_dir, paths, stats, gen, report, progress, workers)
                 report.added = report.indexed
             report.generation = gen.name
             report.seconds = time.perf_counter() - started
-            manifest = {
-                "format": FORMAT,
-                "source": str(articles_dir),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "report": report.to_dict(),
+            sources = {
                 "hashes": hashes,
                 "stats": stats,
                 "started_ns": started_ns,
                 "skipped": {s.path: [s.reason, s.detail] for s in report.skipped},
             }
-            (gen / MANIFEST).write_text(json.dumps(manifest))
-            _switch(index_dir, gen)
+            (gen / SOURCES).write_text(json.dumps(sources))
+            manifest = {
+                "format": FORMAT,
+                "source": str(articles_dir),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "report": report.to_dict(),
+            }
+            (gen / MANIFEST).write_text(json.dumps(manifest))  # last: it marks the generation complete
+            switch(index_dir, gen)
         except BaseException:
             shutil.rmtree(gen, ignore_errors=True)
             raise
-        _sweep(index_dir)  # we hold the build lock already
+        sweep(index_dir)  # we hold the build lock already
     return report
 
 
-def _changes(articles_dir: Path, prev_manifest: dict, paths: list[str], stats: dict[str, list[int]],
+def _changes(articles_dir: Path, prev_sources: dict, paths: list[str], stats: dict[str, list[int]],
              report: BuildReport) -> tuple[dict[str, str], list[str], list[str]]:
     """Compare the files with the previous build's hashes: (unchanged path -> hash, files to
     parse, files gone).  Unchanged files are counted in ``report`` as indexed or skipped.
@@ -356,10 +186,10 @@ def _changes(articles_dir: Path, prev_manifest: dict, paths: list[str], stats: d
     and it was last modified well before that build started (a change within the timestamp's
     granularity could keep both), as make and git decide.
     """
-    old_hashes: dict[str, str] = prev_manifest.get("hashes", {})
-    old_stats: dict[str, list[int]] = prev_manifest.get("stats", {})
-    settled_before = prev_manifest.get("started_ns", 0) - RACY_NS
-    old_skipped: dict[str, list[str]] = prev_manifest.get("skipped", {})
+    old_hashes: dict[str, str] = prev_sources.get("hashes", {})
+    old_stats: dict[str, list[int]] = prev_sources.get("stats", {})
+    settled_before = prev_sources.get("started_ns", 0) - RACY_NS
+    old_skipped: dict[str, list[str]] = prev_sources.get("skipped", {})
     hashes: dict[str, str] = {}
     todo: list[str] = []
     root = str(articles_dir)
@@ -385,7 +215,7 @@ def _changes(articles_dir: Path, prev_manifest: dict, paths: list[str], stats: d
     return hashes, todo, gone
 
 
-def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen: Path, hashes: dict[str, str],
+def _build_incremental(articles_dir: Path, prev: Path, prev_sources: dict, gen: Path, hashes: dict[str, str],
                        todo: list[str], gone: list[str], stats: dict[str, list[int]], report: BuildReport,
                        progress: Progress | None, workers: int | None) -> dict[str, str]:
     """Copy the previous generation and apply only the differences to it; returns path -> hash.
@@ -396,9 +226,9 @@ def _build_incremental(articles_dir: Path, prev: Path, prev_manifest: dict, gen:
     into new segments as in a full build, and the writer's commit lists them.
     """
     for f in prev.iterdir():
-        if f.is_file() and f.name not in (MANIFEST, LEASE) and not f.name.endswith(".lock"):
+        if f.is_file() and f.name not in (MANIFEST, SOURCES, LEASE) and not f.name.endswith(".lock"):
             os.link(f, gen / f.name)
-    old_hashes: dict[str, str] = prev_manifest.get("hashes", {})
+    old_hashes: dict[str, str] = prev_sources.get("hashes", {})
     ix = whoosh_index.open_dir(str(gen))
     writer = ix.writer(limitmb=128, codec=writer_codec())
     try:

@@ -72,9 +72,12 @@ class FieldStats:
         self.reader = reader
         self.fields = fields
         self.n = reader.doc_count_all()
-        self.alive = np.zeros(self.n, dtype=bool)
-        alive_ids = np.fromiter(reader.all_doc_ids(), dtype=np.int64)
-        self.alive[alive_ids] = True
+        self.alive = np.ones(self.n, dtype=bool)
+        for segreader, base in reader.leaf_readers():
+            if segreader.has_deletions():  # one call a segment, not one a document
+                deleted = np.fromiter(segreader._perdoc.deleted_docs(), dtype=np.int64)
+                self.alive[deleted + base] = False
+        alive_ids = np.flatnonzero(self.alive)
         self.norms: dict[str, np.ndarray] = {}
         for f in fields:
             lengths = np.concatenate([_field_lengths(seg, f) for seg, _base in reader.leaf_readers()] or [np.zeros(0)])
@@ -109,18 +112,7 @@ class FieldStats:
         return found
 
     def _read_postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
-        ids_parts: list[np.ndarray] = []
-        w_parts: list[np.ndarray] = []
-        for segreader, base in self.reader.leaf_readers():
-            found = _segment_postings(segreader, field, term)
-            if found is not None and found[0].size:
-                ids_parts.append(found[0] + base)
-                w_parts.append(found[1])
-        if not ids_parts:
-            return np.empty(0, np.int32), np.empty(0, np.float32)
-        if len(ids_parts) == 1:
-            return ids_parts[0], w_parts[0]
-        return np.concatenate(ids_parts), np.concatenate(w_parts)
+        return read_postings(self.reader, field, term)
 
     def term_tf(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Weighted, length-normalised frequency of ``term`` over all fields (dense), and the mask
@@ -175,6 +167,23 @@ def _field_lengths(segreader, field: str) -> np.ndarray:
     if stored:
         raw[:stored] = np.frombuffer(column._dbfile.get(column._basepos, stored), dtype=np.uint8)
     return _LENGTH_OF_BYTE[raw]
+
+
+def read_postings(reader, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+    """Document numbers and weights of ``term`` in ``field`` over all segments of ``reader``
+    (deleted documents included: callers mask them)."""
+    ids_parts: list[np.ndarray] = []
+    w_parts: list[np.ndarray] = []
+    for segreader, base in reader.leaf_readers():
+        found = _segment_postings(segreader, field, term)
+        if found is not None and found[0].size:
+            ids_parts.append(found[0] + base)
+            w_parts.append(found[1])
+    if not ids_parts:
+        return np.empty(0, np.int32), np.empty(0, np.float32)
+    if len(ids_parts) == 1:
+        return ids_parts[0], w_parts[0]
+    return np.concatenate(ids_parts), np.concatenate(w_parts)
 
 
 _INT = struct.Struct("!i")  # a W3 block's length (negative for the last block of a term)

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from whoosh import index as whoosh_index
 
-from .index import CURRENT, FORMAT, LEASE, collect_garbage, current_generation, read_manifest
+from .generations import CURRENT, FORMAT, LEASE, collect_garbage, current_generation, read_manifest
 from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
 from .highlight import Marker
-from .scoring import FieldStats, score_words
+from .scoring import FieldStats, read_postings, score_words
 from .synonyms import Synonyms
 
 FACETS = ("service", "tag")
@@ -50,7 +50,7 @@ class Facet:
         if name in reader.indexed_field_names():
             for term in reader.lexicon(name):
                 value = term.decode("utf-8") if isinstance(term, bytes) else term
-                ids = np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64)
+                ids = read_postings(reader, name, value)[0].astype(np.int64)  # deleted ones included
                 docs.append(ids)
                 ords.append(np.full(ids.size, len(self.values), dtype=np.int64))
                 self.values.append(value)
@@ -87,7 +87,7 @@ class Generation:
     def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0):
         self.path = path
         self.name = path.name
-        # A shared lease tells builders this generation is in use (see kb.index.collect_garbage).
+        # A shared lease tells builders this generation is in use (see kb.generations.collect_garbage).
         self._lease = os.open(path / LEASE, os.O_RDONLY)
         fcntl.flock(self._lease, fcntl.LOCK_SH)
         self.manifest = read_manifest(path)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gunicorn.app.base import BaseApplication
 
-from .articles import sample_root
-from .index import FORMAT, BuildReport, build, current_generation, read_manifest
+from .config import sample_root
+from .generations import FORMAT, current_generation, read_manifest
 from .search import IndexMissing
 from .web import create_app
+
+if TYPE_CHECKING:
+    from .index import BuildReport
 
 Echo = Callable[[str], None]
 
@@ -26,6 +30,8 @@ def ensure_index(index_dir: str | os.PathLike) -> BuildReport | None:
 
     Returns the build report, or None when a usable index (or someone else's) already existed.
     """
+    from .index import build  # the parser and writer, only when there is something to build
+
     gen = current_generation(index_dir)
     if gen is None:
         return build(sample_root(), index_dir, full=True)

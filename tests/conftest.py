@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.articles import sample_root
+from kb.config import sample_root
 from kb.index import build
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from whoosh import index as whoosh_index
 
-from kb.index import LOCK, BuildLocked, build, collect_garbage, current_generation
+from kb.generations import LOCK, BuildLocked, collect_garbage, current_generation
+from kb.index import build
 from kb.search import SearchEngine
 
 ARTICLE = """<properties pageTitle="{title}" description="{desc}" service="microsoft.test" resourceTags="alpha, beta" articleId="{aid}" />
@@ -77,7 +78,7 @@ def test_build_reports_and_switches(corpus, tmp_path):
     assert gen is not None and gen.name == report.generation
     manifest = json.loads((gen / "manifest.json").read_text())
     assert manifest["report"]["indexed"] == 5
-    assert len(manifest["hashes"]) == 5
+    assert len(json.loads((gen / "sources.json").read_text())["hashes"]) == 5
     assert total(SearchEngine(index_dir), "zebra") == 5
 
 

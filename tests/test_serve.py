@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from kb.cli import cli
-from kb.index import build, current_generation
+from kb.generations import current_generation
+from kb.index import build
 from kb.serve import ensure_index
 from kb.web import SECURITY_HEADERS
 

@@ -26,7 +26,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from kb.index import build, collect_garbage, current_generation
+from kb.generations import collect_garbage, current_generation
+from kb.index import build
 
 from test_serve import Server
 
