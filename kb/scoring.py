@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3TermsReader, _lenfield
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3TermInfo, W3TermsReader, _lenfield
 from whoosh.matching import FilterMatcher
-from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
 from .writer import BLOCK_HEAD, BLOCK_HEAD_SIZE
@@ -204,9 +203,14 @@ def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.
     if not isinstance(terms, W3TermsReader):
         return _matcher_postings(segreader, field, term)
     try:
-        info = terms.term_info(field, segreader._text_to_bytes(field, term))
-    except (TermNotFound, KeyError, ValueError):
+        # W3TermsReader.term_info, without raising for the many (field, term) pairs a query
+        # looks up in vain
+        raw = terms._tindex.get(terms._keycoder(field, term.encode("utf-8")))
+    except KeyError:  # no term of this field in the segment
         return None
+    if raw is None:
+        return None
+    info = W3TermInfo.from_bytes(raw)
     if info.is_inlined():
         ids, weights, _values = info.inlined_postings()
         return np.asarray(ids, dtype=np.int32), np.asarray(weights, dtype=np.float32)
