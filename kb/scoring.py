@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3TermInfo, W3TermsReader, _lenfield
-from whoosh.matching import FilterMatcher
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3TermInfo, _lenfield
 from whoosh.util.numeric import byte_to_length
 
 from .writer import BLOCK_HEAD, BLOCK_HEAD_SIZE
@@ -199,9 +198,11 @@ def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.
     Whoosh's matcher would load every posting's positions too and decode them one by one.  Blocks
     Whoosh wrote (an incremental build's) are loaded whole.
     """
+    # W3TermsReader: the codec of every segment kb or Whoosh 2.7.4 writes; an index without
+    # documents has an EmptyReader with no terms at all
     terms = getattr(segreader, "_terms", None)
-    if not isinstance(terms, W3TermsReader):
-        return _matcher_postings(segreader, field, term)
+    if terms is None:
+        return None
     try:
         # W3TermsReader.term_info, without raising for the many (field, term) pairs a query
         # looks up in vain
@@ -252,23 +253,6 @@ def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.
     if len(ids_parts) == 1:
         return ids_parts[0], w_parts[0]
     return np.concatenate(ids_parts), np.concatenate(w_parts)
-
-
-def _matcher_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The same through Whoosh's matcher, for a segment of another codec."""
-    try:
-        m = segreader.postings(field, term)
-    except Exception:  # noqa: BLE001 - TermNotFound and friends: no postings here
-        return None
-    if isinstance(m, FilterMatcher):
-        m = m.child  # deletions are applied later through the alive mask
-    ids: list = []
-    weights: list = []
-    while m.is_active():
-        ids.append(m.id())
-        weights.append(m.weight())
-        m.next()
-    return np.asarray(ids, dtype=np.int32), np.asarray(weights, dtype=np.float32)
 
 
 def score_words(stats: FieldStats, words: list[Word]) -> tuple[np.ndarray, np.ndarray]:
