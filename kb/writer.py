@@ -24,6 +24,7 @@ import io
 import pickle
 import secrets
 import struct
+import threading
 from array import array
 from operator import sub
 
@@ -182,7 +183,7 @@ class SegmentBuilder:
                 self.storage.delete_file(name)
 
     def finish(self):
-        """Write the rest of the segment (term table, postings; an unordered builder's stored
+        """Write the rest of the segment (term table, postings; a reverse builder's stored
         fields and columns) and assemble its file; returns the segment."""
         # a reverse builder's document numbers: the last added is 0 (postings are flipped below)
         flip = self._count - 1 if self.reverse else None
@@ -233,11 +234,9 @@ class SegmentBuilder:
         return self.segment
 
 
-# One pickler for the parts of every block: "fast" (no memo) so that parts pickled apart can be
-# joined into one pickle.
-_part_buffer = io.BytesIO()
-_part_pickler = pickle.Pickler(_part_buffer, 3)
-_part_pickler.fast = True
+# A pickler per thread for the parts of every block: "fast" (no memo), so that parts pickled
+# apart can be joined into one pickle.
+_parts = threading.local()
 _BININT = struct.Struct("<i")
 #: How a block's data starts: protocol 3, then where its values start as an int that is popped.
 BLOCK_HEAD = b"\x80\x03J"
@@ -246,10 +245,16 @@ BLOCK_HEAD_SIZE = len(BLOCK_HEAD) + _BININT.size + 1
 
 def _part(obj) -> bytes:
     """The pickle opcodes of ``obj`` alone (no protocol header, no STOP)."""
-    _part_buffer.seek(0)
-    _part_buffer.truncate()
-    _part_pickler.dump(obj)
-    return _part_buffer.getvalue()[2:-1]
+    pickler = getattr(_parts, "pickler", None)
+    if pickler is None:
+        _parts.buffer = io.BytesIO()
+        pickler = _parts.pickler = pickle.Pickler(_parts.buffer, 3)
+        pickler.fast = True
+    buffer = _parts.buffer
+    buffer.seek(0)
+    buffer.truncate()
+    pickler.dump(obj)
+    return buffer.getvalue()[2:-1]
 
 
 def block_data(deltas: array, weights, values) -> bytes:
