@@ -24,6 +24,7 @@ from .generations import (
 from .shards import Shard, build_segments
 from .writer import codec as writer_codec
 
+
 @dataclass
 class BuildReport:
     """What a build did, for the CLI summary and ``manifest.json``."""

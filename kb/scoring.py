@@ -99,7 +99,7 @@ class FieldStats:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        found = self._read_postings(field, term)
+        found = read_postings(self.reader, field, term)
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = found
@@ -108,9 +108,6 @@ class FieldStats:
                     _, (ids, _w) = self._cache.popitem(last=False)
                     self._cached -= ids.size + 1
         return found
-
-    def _read_postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
-        return read_postings(self.reader, field, term)
 
     def term_tf(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Weighted, length-normalised frequency of ``term`` over all fields (dense), and the mask
