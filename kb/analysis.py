@@ -69,7 +69,9 @@ def stem(word: str) -> str:
 class KbTokenizer(Tokenizer):
     """Tokenize, split codes, lower-case, drop stop words and stem, in one pass."""
 
-    #: Tokens whose terms are remembered per tokenizer (the corpus has about 200,000 distinct).
+    #: Tokens whose terms are remembered per tokenizer by :meth:`positions` (indexing; the real
+    #: corpus has about 200,000 distinct).  Queries only read the cache: typed tokens, untrusted
+    #: and up to a query's length, never fill it.
     CACHE = 500_000
 
     def __init__(self, stoplist=STOPWORDS):
@@ -86,13 +88,14 @@ class KbTokenizer(Tokenizer):
     def __setstate__(self, state):
         self.__init__(state["stoplist"])
 
-    def terms(self, text: str) -> tuple[str, ...]:
-        """The terms of one token: its stem, then the stems of its code parts; () for a stop word."""
+    def terms(self, text: str, remember: bool = True) -> tuple[str, ...]:
+        """The terms of one token: its stem, then the stems of its code parts; () for a stop word.
+        With ``remember``, a token met for the first time is cached (up to :data:`CACHE`)."""
         found = self._cache.get(text)
         if found is None:
             low = text.lower()
             found = () if low in self.stoplist else (stem(low), *(stem(p.lower()) for p in code_parts(text)))
-            if len(self._cache) < self.CACHE:
+            if remember and len(self._cache) < self.CACHE:
                 self._cache[text] = found
         return found
 
@@ -128,7 +131,7 @@ class KbTokenizer(Tokenizer):
         pos = start_pos - 1
         for m in self.regex.finditer(value):
             text = m.group()
-            terms = self.terms(text)
+            terms = self.terms(text, remember=False)
             if not terms:
                 continue
             pos += 1

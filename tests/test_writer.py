@@ -120,6 +120,14 @@ def test_code_parts_keep_their_offsets():
     assert tokens == [("see", 0, 3), ("aadsts50076", 4, 15), ("aadst", 4, 10), ("50076", 10, 15), ("now", 16, 19)]
 
 
+def test_query_analysis_does_not_fill_the_tokenizer_cache():
+    tok = KbTokenizer()
+    list(tok("typed query words AADSTS50076 " + "x" * 400, positions=True))
+    assert tok._cache == {}
+    tok.positions("indexed words")
+    assert set(tok._cache) == {"indexed", "words"}
+
+
 def test_tokenizer_cache_is_not_pickled_into_the_index():
     tok = KbTokenizer()
     tok.positions("warm the cache with some words")
