@@ -249,7 +249,8 @@ def search_data(params: SearchParams, base: str) -> dict:
     for result in data["results"]:
         result["api_url"] = f"/api/articles/{result['id']}"
 
-    last = max(1, min(math.ceil(data["total"] / params.per_page), current_app.config["KB_MAX_PAGE"]))
+    # pages list results with copies folded into one
+    last = max(1, min(math.ceil(data["total_groups"] / params.per_page), current_app.config["KB_MAX_PAGE"]))
     data["pages"] = last
     data["links"] = {
         "self": url(params),

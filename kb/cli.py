@@ -193,12 +193,13 @@ def show_cmd(article_id, as_json, index_dir):
 def eval_cmd(queries, as_json, verbose, index_dir):
     """Measure relevance: MRR@10 and recall@5 of a query file, overall and per kind.
 
-    QUERIES is a JSON list of {"q", "relevant": [paths], "kind", "service"?}; a query's service is
-    applied as a facet filter, as GET /api/search?service= would.
+    QUERIES is a JSON list of {"q", "relevant": [paths], "kind", "service"?, "split"?}; a query's
+    service is applied as a facet filter, as GET /api/search?service= would.  With splits (tune,
+    test) each is shown per kind, with the gap between them.
 
     Example: kb eval ../shared/eval/dev-queries.json --index ./index
     """
-    from .evaluate import evaluate, load_queries
+    from .evaluate import evaluate, load_queries, table
 
     try:
         items = load_queries(queries)
@@ -208,9 +209,8 @@ def eval_cmd(queries, as_json, verbose, index_dir):
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"{'kind':<18}{'n':>4}{'MRR@10':>9}{'recall@5':>10}")
-    for kind, row in [("overall", report["overall"]), *report["kinds"].items()]:
-        click.echo(f"{kind:<18}{row['n']:>4}{row['mrr@10']:>9.3f}{row['recall@5']:>10.3f}")
+    for line in table(report):
+        click.echo(line)
     if verbose:
         for row in report["queries"]:
             if row["rank"] != 1:

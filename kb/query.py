@@ -27,14 +27,15 @@ from whoosh import qparser
 from whoosh import query as wq
 from whoosh.util.text import utf8decode
 
-from .analysis import STOPWORDS, text_analyzer
+from .analysis import STOPWORDS, code_parts, text_analyzer
+from .noise import strip_noise
 from .scoring import Alternative, Word
 from .synonyms import Synonyms
 
 #: Queries longer than this are refused by the web API (and cut elsewhere).
 MAX_QUERY_CHARS = 500
-#: Words of a plain query beyond this are ignored: symptoms are short, and each word costs.
-MAX_WORDS = 16
+#: Distinct words of a query beyond this are ignored (a pasted message's first 32 words tell enough).
+MAX_WORDS = 32
 #: A wildcard, prefix or fuzzy term looks at this many index terms and keeps the most common few.
 MAX_SCANNED = 5000
 MAX_EXPANSIONS = 30
@@ -50,7 +51,10 @@ FUZZY_WEIGHT = 0.7
 PARTS_WEIGHT = 0.9
 
 # Anything that only makes sense as Whoosh syntax sends the query through Whoosh's parser.
-SYNTAX_RE = re.compile(r"""(\w+:)|["()*?~^]|(^|\s)[-+]\w|\b(OR|AND|NOT)\b""")
+# A field needs one of the index's field names right before its value ("title:vpn"); "Error: 403"
+# and "Trace ID: …" in a pasted log line are words.
+SYNTAX_RE = re.compile(r"""\b(?i:title|info|description|issue|steps|body|service|tags?|type|cloud|resource|path|"""
+                       r"""id|articleid):(?=\S)|["()*?~^]|(^|\s)[-+]\w|\b(OR|AND|NOT)\b""")
 
 _analyzer = text_analyzer()
 _WORD_RE = re.compile(r"\w+(?:[.\-/:']\w+)*")
@@ -65,16 +69,18 @@ class Parsed:
     words: list[Word] | None = None
     suggestion: str | None = None
     corrections: dict[str, str] = field(default_factory=dict)
+    #: what the searcher should know about how the query was read ("only common words", …)
+    notices: list[str] = field(default_factory=list)
 
     def highlight_terms(self) -> frozenset[str]:
         terms: set[str] = set()
-        if self.words is not None:
+        if self.words:
             for w in self.words:
                 terms.add(w.text.lower())
                 for alt in w.alternatives:
                     for position in alt.positions:
                         terms.update(position)
-        elif self.query is not None:
+        if self.query is not None:
             for fieldname, text in self.query.iter_all_terms():
                 if fieldname in FIELD_WEIGHTS:
                     terms.add(utf8decode(text)[0] if isinstance(text, bytes) else text)
@@ -135,7 +141,7 @@ class QueryBuilder:
 
     def known(self, term: str) -> bool:
         """Is the analyzed ``term`` in any text field of the index?"""
-        return any(self.reader.doc_frequency(f, term) for f in ("title", "body", "description", "info", "steps"))
+        return any(self.reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
 
     def _spelling(self) -> dict[str, list[tuple[str, int]]]:
         """Words of the ``spell`` field (unstemmed) bucketed by first letter, with doc counts."""
@@ -174,14 +180,20 @@ class QueryBuilder:
     # -- parsing -----------------------------------------------------------------------------
 
     def parse(self, text: str) -> Parsed:
-        """Parse what the user typed; an empty query means "browse everything"."""
-        text = (text or "")[:MAX_QUERY_CHARS].strip()
+        """Parse what the user typed; an empty query means "browse everything".
+
+        With Whoosh syntax, Whoosh's parser decides which documents match and the query's
+        positive words are ranked by kb's scorer like any plain query.
+        """
+        text = strip_noise((text or "")[:MAX_QUERY_CHARS])
         if not text:
             return Parsed()
         if SYNTAX_RE.search(text):
             q = self._syntax(text)
             if q is not None:
-                return Parsed(query=q)
+                parsed = self._plain(_positive_words(text))
+                parsed.query = q
+                return parsed
             text = " ".join(_WORD_RE.findall(text))
         return self._plain(text)
 
@@ -216,39 +228,67 @@ class QueryBuilder:
         return wq.Or(terms, boost=node.boost)
 
     def _plain(self, text: str) -> Parsed:
-        """Plain words: each typed word, its typo correction and its synonyms as alternatives."""
+        """Plain words: each typed word, its typo correction and its synonyms as alternatives.
+
+        Pasted noise (ids, timestamps, URLs, addresses) is dropped first; a code the index does not
+        know is searched as its parts (``AADSTS50055`` -> "aadsts", "50055"; ``RedisTimeoutException``
+        -> "redis", "timeout", "exception"), each a word of its own.
+        """
         typed = _WORD_RE.findall(text)
         # synonyms are matched on everything typed, stop words included ("out of space")
         lowered = [w.lower() for w in typed]
         words: list[Word] = []
         corrections: dict[str, str] = {}
+        notices: list[str] = []
+        seen: set[str] = set()
+
+        def add(word: str, alternatives: list[Alternative]) -> None:
+            key = alternatives[0].positions[0][0] if alternatives and alternatives[0].positions else word.lower()
+            if key not in seen and len(words) < MAX_WORDS:
+                seen.add(key)
+                words.append(Word(word, alternatives))
+
         for i, word in enumerate(typed):
             if lowered[i] in STOPWORDS:
                 continue
-            if len(words) >= MAX_WORDS:
-                break
             positions = analyze(word)
             if not positions:
                 continue
-            alternatives: list[Alternative] = []
-            if any(self.known(t) for g in positions for t in g):
-                alternatives.extend(code_alternatives(positions))
-            else:
+            expansions = [p for p in (analyze(e) for e in self.synonyms.expand(lowered, i)) if p]
+            synonym_alts = [Alternative([g[:1] for g in p], SYNONYM_WEIGHT) for p in expansions]
+            if any(self.known(g[0]) for g in positions):
+                add(word, code_alternatives(positions) + synonym_alts)
+                continue
+            parts = [(p, terms) for p in code_parts(word) if (terms := analyze(p)) and self.known(terms[0][0])]
+            if parts:
+                # an unknown code: its known parts, each a word of its own
+                for part, terms in parts:
+                    add(part, [Alternative([g[:1] for g in terms])])
+                if synonym_alts:
+                    add(word, synonym_alts)
+                continue
+            alternatives = list(synonym_alts)
+            if not synonym_alts:  # a synonym key ("bsod") is a word, not a typo
                 fixed = self.correct(word)
-                if fixed:
+                if fixed and (fixed_positions := analyze(fixed)):
                     corrections[word] = fixed
-                    fixed_positions = analyze(fixed)
-                    if fixed_positions:
-                        alternatives.append(Alternative(fixed_positions, FUZZY_WEIGHT))
-            for expansion in self.synonyms.expand(lowered, i):
-                exp_positions = analyze(expansion)
-                if exp_positions:
-                    alternatives.append(Alternative([g[:1] for g in exp_positions], SYNONYM_WEIGHT))
+                    alternatives.append(Alternative(fixed_positions, FUZZY_WEIGHT))
             if not alternatives:
                 # unknown everywhere: still a typed word that the results don't match
                 alternatives.append(Alternative(positions))
-            words.append(Word(word, alternatives))
+            add(word, alternatives)
+        if typed and not words:
+            notices.append("Only very common words were typed (" + ", ".join(dict.fromkeys(lowered))[:80]
+                           + "); add a word that describes the problem.")
         suggestion = None
         if corrections:
             suggestion = " ".join(corrections.get(w, w) for w in typed)
-        return Parsed(words=words, suggestion=suggestion, corrections=corrections)
+        return Parsed(words=words, suggestion=suggestion, corrections=corrections, notices=notices)
+
+
+def _positive_words(text: str) -> str:
+    """The words a syntax query asks for, without operators, field names, exclusions or patterns."""
+    text = re.sub(r"(^|\s)(-|NOT\s+)(\"[^\"]*\"|\S+)", " ", text)
+    words = [w for w in re.split(r"\s+", text) if w and not re.search(r"[*?~]", w)]
+    text = " ".join(re.sub(r"^\+|\w+:|\^[\d.]+", "", w) for w in words)
+    return " ".join(w for w in _WORD_RE.findall(text) if w not in ("AND", "OR", "NOT"))

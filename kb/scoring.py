@@ -36,6 +36,9 @@ K1 = 1.5
 B = {"title": 0.3, "info": 0.5, "description": 0.5, "issue": 0.7, "steps": 0.75, "body": 0.75}
 #: How strongly matching more of the typed words wins: score *= (matched / words) ** COORD_POWER
 COORD_POWER = 2.0
+#: Each word's score is also scaled by its IDF to this power: the rarer words of a long message
+#: or a pasted error say what it is about, the common ones only where.
+WORD_IDF_POWER = 0.0
 #: Short human summaries: an article whose title, info-bubble text or description holds the
 #: typed words is about them, not just mentioning them in a long body.
 SHORT_FIELDS = ("title", "info", "description")
@@ -127,8 +130,9 @@ class FieldStats:
                 short[ids] = True
         return None if acc is None else (acc, short)
 
-    def score_term(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """BM25F score of one term over all documents (dense) and its short-field mask, or None."""
+    def score_term(self, term: str) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """BM25F score of one term over all documents (dense), its short-field mask and its IDF,
+        or None when no live document has it."""
         found = self.term_tf(term)
         if found is None:
             return None
@@ -137,8 +141,8 @@ class FieldStats:
         df = int(np.count_nonzero(tf))
         if not df:
             return None
-        idf = np.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
-        return (idf * tf * (K1 + 1.0) / (tf + K1)).astype(np.float32), short
+        idf = float(np.log(1.0 + (self.n - df + 0.5) / (df + 0.5)))
+        return (idf * tf * (K1 + 1.0) / (tf + K1)).astype(np.float32), short, idf
 
 
 _LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float32)
@@ -252,41 +256,62 @@ def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.
     return np.concatenate(ids_parts), np.concatenate(w_parts)
 
 
-def score_words(stats: FieldStats, words: list[Word]) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of all documents for the typed words, and the mask of documents matching any.
+@dataclass
+class Scored:
+    """Scores of every document for a list of typed words, and what each document matched."""
+
+    scores: np.ndarray
+    #: documents matching at least one word
+    matched: np.ndarray
+    #: documents matching every word that some document matches
+    all_words: np.ndarray
+    #: (typed word, documents matching it) per word that some document matches
+    word_masks: list[tuple[str, np.ndarray]]
+
+
+def score_words(stats: FieldStats, words: list[Word]) -> Scored:
+    """Scores of all documents for the typed words.
 
     Each word scores the best of its alternatives (the word itself, a typo correction, a synonym,
     a code's parts); a multi-word alternative ("blue screen") needs all of its words and scores
-    their sum.  The sum over words is scaled by the share of words matched (squared) and raised
-    by the share of words the short fields hold.
+    their sum.  The sum over words is scaled by the share of the query's information a document
+    matches: each word counts by its IDF, so an article matching the two rare words of a long
+    message beats one matching its five common ones ("since", "production", "yesterday").  It is
+    raised by the (IDF-weighted) share of words the short fields hold.  Words no document has carry
+    no information and count for nothing.
     """
     n = stats.n
     total = np.zeros(n, dtype=np.float32)
-    matched_words = np.zeros(n, dtype=np.float32)
-    short_words = np.zeros(n, dtype=np.float32)
-    cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+    matched_info = np.zeros(n, dtype=np.float32)
+    short_info = np.zeros(n, dtype=np.float32)
+    cache: dict[str, tuple[np.ndarray, np.ndarray, float] | None] = {}
 
     def term_score(t: str):
         if t not in cache:
             cache[t] = stats.score_term(t)
         return cache[t]
 
-    counted = 0
+    info_total = 0.0
+    masks: list[tuple[str, np.ndarray]] = []
     for word in words:
         best = None
         best_short = None
+        word_idf = 0.0
         for alt in word.alternatives:
             alt_score = None
             alt_short = None
+            alt_idf = 0.0
             for position in alt.positions:
                 pos_score = None
                 pos_short = None
+                pos_idf = 0.0
                 for j, term in enumerate(position):
                     found = term_score(term)
                     if found is None:
                         continue
-                    s, short = found
+                    s, short, idf = found
                     s = s if j == 0 else s * PART_WEIGHT
+                    pos_idf = max(pos_idf, idf)
                     if pos_score is None:
                         pos_score, pos_short = s, short
                     else:
@@ -294,6 +319,7 @@ def score_words(stats: FieldStats, words: list[Word]) -> tuple[np.ndarray, np.nd
                 if pos_score is None:
                     alt_score = None
                     break
+                alt_idf = max(alt_idf, pos_idf)
                 if alt_score is None:
                     alt_score, alt_short = pos_score.copy(), pos_short
                 else:
@@ -304,18 +330,26 @@ def score_words(stats: FieldStats, words: list[Word]) -> tuple[np.ndarray, np.nd
             if alt_score is None:
                 continue
             alt_score = alt_score * alt.weight
+            word_idf = max(word_idf, alt_idf * alt.weight)
             if best is None:
                 best, best_short = alt_score, alt_short
             else:
                 best, best_short = np.maximum(best, alt_score), best_short | alt_short
-        counted += 1
-        if best is not None:
-            total += best
-            matched_words += best > 0
-            short_words += best_short & (best > 0)
-    if not counted:
-        return total, np.zeros(n, dtype=bool)
-    matched = matched_words > 0
-    total *= (matched_words / counted) ** COORD_POWER
-    total *= 1.0 + COVERAGE_BONUS * (short_words / counted)
-    return total, matched
+        if best is None:
+            continue  # no document has this word: it tells nothing apart
+        hit = best > 0
+        if not hit.any():
+            continue
+        info_total += word_idf
+        total += best * word_idf ** WORD_IDF_POWER if WORD_IDF_POWER else best
+        matched_info += word_idf * hit
+        short_info += word_idf * (best_short & hit)
+        masks.append((word.text, hit))
+    if not masks:
+        none = np.zeros(n, dtype=bool)
+        return Scored(total, none, none, [])
+    matched = matched_info > 0
+    all_words = np.logical_and.reduce([m for _w, m in masks])
+    total *= (matched_info / info_total) ** COORD_POWER
+    total *= 1.0 + COVERAGE_BONUS * (short_info / info_total)
+    return Scored(total, matched, all_words, masks)

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 from whoosh import index as whoosh_index
+from whoosh import query as wq
 
 from .generations import CURRENT, FORMAT, LEASE, collect_garbage, current_generation, read_manifest
 from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
 from .highlight import Marker
-from .scoring import FieldStats, read_postings, score_words
+from .scoring import FieldStats, Scored, read_postings, score_words
 from .synonyms import Synonyms
 
 FACETS = ("service", "tag")
@@ -34,6 +35,24 @@ FACETS = ("service", "tag")
 FACET_LIMIT = 30
 #: Searches whose answers are kept per generation (agents repeat queries; bots retry them).
 RESULT_CACHE = 2048
+#: Article types that answer no question themselves, and how far they are ranked down unless the
+#: query names them: questionnaires that scope a support case, lists of support topics, advisor
+#: and health-event metadata.  Measured on the tune half of eval/queries.json.
+TYPE_PRIOR = {
+    "problemscopingquestions": 0.5,
+    "tsg_questions": 0.5,
+    "supporttopicdescription": 0.5,
+    "advisorrecommendationmetadata": 0.6,
+    "servicehealthinsights": 0.6,
+}
+#: Stems of query words that ask for those kinds of article ("scoping questions", "advisor").
+TYPE_WORDS = frozenset({"question", "questionnair", "scope", "advisor", "recommend", "topic", "insight"})
+#: Each earlier result with the same title scales a result's score by this (near-copies of one
+#: article for other clouds give way to other articles), over the first results plus this many.
+DIVERSITY_PENALTY = 0.6
+DIVERSITY_WINDOW = 30
+#: Score of a document matched by Whoosh syntax alone (e.g. ``service:x``): after every scored one.
+MIN_SCORE = np.float32(1e-6)
 
 
 class IndexMissing(Exception):
@@ -108,8 +127,23 @@ class Generation:
         # answers to repeated searches; a new generation starts with an empty cache
         self.results = _LRU(result_cache)
         self.copies = _copy_groups(reader, self.stats.n)
+        # the copy that leads its group on a tie: the public cloud's
+        self.preferred = np.zeros(self.stats.n, dtype=bool)
+        public = read_postings(reader, "cloud", "public")[0] if "cloud" in reader.indexed_field_names() else []
+        self.preferred[public] = True
+        self._prior = np.ones(self.stats.n, dtype=np.float32)
+        if "type" in reader.indexed_field_names():
+            for kind, factor in TYPE_PRIOR.items():
+                self._prior[read_postings(reader, "type", kind)[0]] = factor
+        self._no_prior = np.ones(self.stats.n, dtype=np.float32)
         self._articles = None
         self._articles_lock = threading.Lock()
+
+    def prior(self, parsed: Parsed) -> np.ndarray:
+        """Per document, how much its article type counts as evidence for this query."""
+        asks = parsed.words and any(t in TYPE_WORDS for w in parsed.words for a in w.alternatives
+                                    for p in a.positions for t in p)
+        return self._no_prior if asks else self._prior
 
     def docnum(self, article_id: str) -> int | None:
         return self.searcher.document_number(id=article_id)
@@ -246,7 +280,7 @@ class SearchEngine:
     def _search(self, gen: Generation, q: str, selected: dict[str, list[str]], page: int, per_page: int,
                 facet_limit: int) -> dict:
         parsed = gen.queries.parse(q)
-        scores, matched = self._match(gen, parsed)
+        scored, matched = self._match(gen, parsed)
         masks = {name: gen.facets[name].selection(values) for name, values in selected.items()}
         final = matched.copy()
         for m in masks.values():
@@ -264,77 +298,104 @@ class SearchEngine:
 
         start = (page - 1) * per_page
         results: list[dict] = []
-        if start < total:
-            ranked = self._ranked(gen, parsed, scores, final, start + per_page)
+        groups = 0
+        if total:
+            ranked, groups = self._ranked(gen, parsed, scored, final, start + per_page)
             marker = Marker(parsed.highlight_terms())
-            for docnum, score, copy_of in ranked[start:]:
-                results.append(_result(gen, docnum, score, marker, copy_of))
+            for docnum, score, copies in ranked[start:]:
+                result = _result(gen, docnum, score, marker, copies)
+                if scored is not None and len(scored.word_masks) > 1:
+                    result["missing"] = [w for w, m in scored.word_masks if not m[docnum]]
+                results.append(result)
         return {
             "query": q,
             "total": total,
+            # articles holding every searched word (the rest match only some of them)
+            "total_all_words": int((scored.all_words & final).sum()) if scored is not None else total,
+            # results once copies of one article are folded into one (what the pages list)
+            "total_groups": groups,
             "page": page,
             "per_page": per_page,
             "results": results,
             "facets": facets,
             "suggestion": parsed.suggestion,
+            "notices": parsed.notices,
         }
 
     @staticmethod
-    def _match(gen: Generation, parsed: Parsed) -> tuple[np.ndarray | None, np.ndarray]:
-        """Scores (None when Whoosh ranks or nothing does) and the mask of matching documents."""
-        if parsed.words is not None:
-            scores, matched = score_words(gen.stats, parsed.words)
-            return scores, matched & gen.alive
-        matched = np.zeros(gen.stats.n, dtype=bool)
-        if parsed.query is None:  # empty query: browse everything
-            return None, gen.alive.copy()
-        ids = np.fromiter(gen.searcher.docs_for_query(parsed.query), dtype=np.int64)
-        matched[ids] = True
-        return None, matched & gen.alive
+    def _match(gen: Generation, parsed: Parsed) -> tuple[Scored | None, np.ndarray]:
+        """kb's scores of the typed words (None when browsing) and the mask of matching documents.
+
+        Whoosh syntax only decides which documents match (required, excluded, phrase, field); the
+        words of the query are scored by kb's ranker either way, with synonyms, code parts and
+        typo alternatives, so adding ``-zzz`` to a query never reorders its results.
+        """
+        scored = score_words(gen.stats, parsed.words) if parsed.words is not None else None
+        if parsed.query is None:
+            if scored is None:  # empty query: browse everything
+                return None, gen.alive.copy()
+            return scored, scored.matched & gen.alive
+        # a typed word of the syntax query matches what it matches in a plain query (its synonyms,
+        # code parts and typo alternatives included)
+        by_term: dict[str, np.ndarray] = {}
+        if scored is not None and parsed.words:
+            masks = dict(scored.word_masks)
+            for word in parsed.words:
+                if word.text in masks:
+                    for alt in word.alternatives:
+                        for position in alt.positions:
+                            for term in position:
+                                by_term.setdefault(term, masks[word.text])
+        return scored, _syntax_mask(gen, parsed.query, by_term) & gen.alive
 
     @staticmethod
-    def _ranked(gen: Generation, parsed: Parsed, scores, final: np.ndarray, limit: int) -> list[tuple[int, float | None, int | None]]:
-        """The best ``limit`` results as (docnum, score, docnum of the copy it repeats), best first.
+    def _ranked(gen: Generation, parsed: Parsed, scored: Scored | None, final: np.ndarray,
+                limit: int) -> tuple[list[tuple[int, float | None, list[int]]], int]:
+        """The best ``limit`` results as (docnum, score, docnums of its copies), best first, and
+        how many results (copies folded) there are in all.
 
-        The order is one total order, whatever the page: copies of an article sit right behind the
-        best of them (a group ranks by its best member), ties broken by document number.
+        Copies of one article (same title and text, one per cloud) are one result, led by the best
+        of them (the public cloud's on a tie).  Articles of a kind that answers no question
+        (questionnaires, support-topic lists, advisor metadata) are ranked down unless the query
+        asks for them, and an article repeating the title of a better one (a near-copy for another
+        cloud) gives way to the next article.  The order is one total order, whatever the page.
         """
-        if parsed.query is not None and parsed.words is None:
-            # Whoosh ranks syntax queries; a copy is marked when the article it repeats is above it
-            allow = None if final.sum() == gen.doc_count else set(np.flatnonzero(final).tolist())
-            res = gen.searcher.search(parsed.query, limit=limit, filter=allow)
-            seen: dict[int, int] = {}
-            out = []
-            for hit in res:
-                group = int(gen.copies[hit.docnum])
-                head = seen.setdefault(group, hit.docnum) if group >= 0 else hit.docnum
-                out.append((hit.docnum, float(hit.score), head if head != hit.docnum else None))
-            return out
         cand = np.flatnonzero(final)
-        own = scores[cand] if scores is not None else np.zeros(cand.size, dtype=np.float32)
+        if scored is not None:
+            own = scored.scores[cand] * gen.prior(parsed)[cand]
+            own = np.where(own > 0, own, MIN_SCORE)  # matched by syntax alone: after every scored one
+        else:
+            own = np.zeros(cand.size, dtype=np.float32)
         group = gen.copies[cand]
         grouped = group >= 0
         group = np.where(grouped, group, cand)
-        best = own.copy()
+        # one entry per group: its best member (ties: the group's preferred head, then docnum)
+        order = np.lexsort((cand, ~gen.preferred[cand], -own, group))
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = group[order][1:] != group[order][:-1]
+        heads = order[first]
+        groups = int(heads.size)
+        h_cand, h_own = cand[heads], own[heads]
+        if scored is None:
+            top = np.argsort(h_cand, kind="stable")[:limit]  # browsing: document order
+        else:
+            window = min(h_cand.size, limit + DIVERSITY_WINDOW)
+            top = np.argpartition(-h_own, window - 1)[:window] if window < h_cand.size else np.arange(h_cand.size)
+            top = top[np.lexsort((h_cand[top], -h_own[top]))]
+            top = _diversify(gen, h_cand, h_own, top)[:limit]
+        members: dict[int, list[int]] = {}
         if grouped.any():
-            top_of_group = np.full(gen.stats.n, -np.inf, dtype=np.float32)
-            np.maximum.at(top_of_group, group[grouped], own[grouped])
-            best[grouped] = top_of_group[group[grouped]]
-        if scores is None:
-            best = -group.astype(np.float32)  # browsing: in document order, copies together
-        if limit < cand.size:
-            # everything that can reach the first `limit` places: groups at or above the cut-off
-            cut = np.partition(-best, limit - 1)[limit - 1]
-            keep = -best <= cut
-            cand, own, group, best = cand[keep], own[keep], group[keep], best[keep]
-        order = np.lexsort((cand, -own, group, -best))[:limit]
+            wanted = set(group[heads[top]].tolist())
+            for i in order[~first]:
+                g = int(group[i])
+                if g in wanted:
+                    members.setdefault(g, []).append(int(cand[i]))
         out = []
-        heads: dict[int, int] = {}
-        for i in order:
-            d, g = int(cand[i]), int(group[i])
-            head = heads.setdefault(g, d)
-            out.append((d, float(own[i]) if scores is not None else None, head if head != d else None))
-        return out
+        for i in top:
+            d = int(h_cand[i])
+            score = float(h_own[i]) if scored is not None else None
+            out.append((d, score, members.get(int(gen.copies[d]), []) if gen.copies[d] >= 0 else []))
+        return out, groups
 
     # -- articles ------------------------------------------------------------------------------
 
@@ -414,7 +475,47 @@ def _copy_groups(reader, n: int) -> np.ndarray:
     return out
 
 
-def _result(gen: Generation, docnum: int, score: float | None, marker: Marker, copy_of: int | None) -> dict:
+def _syntax_mask(gen: Generation, node: wq.Query, by_term: dict[str, np.ndarray]) -> np.ndarray:
+    """The documents a Whoosh query matches, with each full-text term of a typed word standing for
+    that word's plain-query matches (``by_term``) and Whoosh matching the rest (phrases, fields,
+    patterns)."""
+
+    def mask(q: wq.Query) -> np.ndarray:
+        if isinstance(q, wq.AndNot):
+            return mask(q.a) & ~mask(q.b)
+        if isinstance(q, wq.Not):
+            return ~mask(q.query)
+        if isinstance(q, wq.Require):
+            return mask(q.a) & mask(q.b)
+        if isinstance(q, wq.AndMaybe):
+            return mask(q.a)
+        if isinstance(q, wq.And) and q.subqueries:
+            return np.logical_and.reduce([mask(c) for c in q.subqueries])
+        if isinstance(q, wq.Or) and q.subqueries:
+            return np.logical_or.reduce([mask(c) for c in q.subqueries])
+        if isinstance(q, wq.Term) and q.fieldname in FIELD_WEIGHTS and q.text in by_term:
+            return by_term[q.text]
+        out = np.zeros(gen.stats.n, dtype=bool)
+        out[np.fromiter(gen.searcher.docs_for_query(q), dtype=np.int64)] = True
+        return out
+
+    return mask(node)
+
+
+def _diversify(gen: Generation, docs: np.ndarray, scores: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """``top`` (indexes into docs/scores, best first) re-ordered after scaling the score of each
+    result by :data:`DIVERSITY_PENALTY` for every better result with the same title."""
+    seen: dict[str, int] = {}
+    adjusted = np.empty(top.size, dtype=np.float64)
+    for k, i in enumerate(top):
+        title = " ".join(gen.searcher.stored_fields(int(docs[i])).get("title", "").lower().split())
+        repeats = seen.get(title, 0)
+        seen[title] = repeats + 1
+        adjusted[k] = float(scores[i]) * DIVERSITY_PENALTY ** repeats
+    return top[np.argsort(-adjusted, kind="stable")]
+
+
+def _result(gen: Generation, docnum: int, score: float | None, marker: Marker, copies: list[int]) -> dict:
     f = gen.searcher.stored_fields(docnum)
     return {
         "id": f["id"],
@@ -424,9 +525,15 @@ def _result(gen: Generation, docnum: int, score: float | None, marker: Marker, c
         "info": f.get("info", ""),
         "service": f.get("service", ""),
         "tags": [t for t in f.get("tag", "").split(",") if t],
+        "type": f.get("type", ""),
         "score": round(score, 4) if score is not None else None,
         "snippet": marker.snippet(f.get("snippet_source", ""), f.get("info") or f.get("description", "")),
         "url": article_url(f["id"]),
-        # the id of the result above that this one is a copy of (same title and text), else null
-        "copy_of": gen.searcher.stored_fields(copy_of)["id"] if copy_of is not None else None,
+        # the same article (same title and text) in other folders or for other clouds
+        "copies": [_copy(gen, d) for d in copies],
     }
+
+
+def _copy(gen: Generation, docnum: int) -> dict:
+    f = gen.searcher.stored_fields(docnum)
+    return {"id": f["id"], "path": f["path"], "url": article_url(f["id"])}

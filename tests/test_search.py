@@ -34,7 +34,9 @@ def test_result_shape(engine):
 
 def test_empty_query_browses_everything(engine):
     res = engine.search("", per_page=100)
-    assert res["total"] == len(res["results"]) == engine.info()["articles"]
+    assert res["total"] == engine.info()["articles"]
+    # copies of one article are one result
+    assert len(res["results"]) == res["total_groups"] == res["total"] - sum(len(r["copies"]) for r in res["results"])
     assert sum(f["count"] for f in res["facets"]["service"]) == res["total"]  # every sample article has a service
 
 
@@ -130,12 +132,55 @@ def test_power_syntax(engine):
     assert either["total"] >= engine.search("kubernetes")["total"]
 
 
-def test_copies_are_grouped(engine):
+def test_copies_are_one_result(engine):
     res = engine.search("sas token expired")
+    lead = next(r for r in res["results"] if r["copies"])
     ids = [r["id"] for r in res["results"]]
-    copy = next(r for r in res["results"] if r["copy_of"])
-    # the copy follows the article it repeats
-    assert ids.index(copy["id"]) == ids.index(copy["copy_of"]) + 1
+    # a copy never takes a place of its own, and stays reachable from the result it repeats
+    assert all(c["id"] not in ids for c in lead["copies"])
+    assert all(engine.article(c["id"]) is not None for c in lead["copies"])
+    assert res["total"] == res["total_groups"] + len(lead["copies"])
+
+
+def test_a_query_of_stop_words_says_so(engine):
+    res = engine.search("the of and")
+    assert res["total"] == 0 and res["results"] == []
+    assert res["notices"] and "common words" in res["notices"][0]
+
+
+def test_syntax_only_filters_and_kb_ranks(engine):
+    """Adding an exclusion that excludes nothing changes neither the hits nor their order."""
+    plain = engine.search("storage 403", per_page=20)
+    excluded = engine.search("storage 403 -zzzqqq", per_page=20)
+    assert [(r["id"], r["score"]) for r in excluded["results"]] == [(r["id"], r["score"]) for r in plain["results"]]
+    assert excluded["total"] <= plain["total"]
+
+
+def test_pasted_noise_does_not_change_the_answer(engine):
+    plain = engine.search("AADSTS50076")
+    pasted = engine.search("2024-05-01T10:22:03.123Z ERROR AADSTS50076 Trace ID: 0b5a7c3e-1f2d-4c7e-9a8b-6d5e4f3a2b1c "
+                           "Correlation ID: 4f1e8c2a-9b7d-4e6f-8a1b-2c3d4e5f6a7b https://login.contoso.example/x?y=1")
+    assert paths(pasted)[0] == paths(plain)[0] and pasted["results"][0]["missing"] == []
+    assert pasted["notices"] == [] and pasted["suggestion"] is None
+
+
+def test_an_unknown_code_falls_back_to_its_parts(engine):
+    # "AADSTS99999" is in no article, but AADSTS is: results, not an empty page
+    res = engine.search("AADSTS99999")
+    assert res["total"] > 0 and res["total_all_words"] > 0
+    assert "AADSTS" in res["results"][0]["title"] + res["results"][0]["description"]
+
+
+def test_totals_tell_all_words_from_some(engine):
+    res = engine.search("vm stuck starting windows zzzqqq")
+    assert 0 < res["total_all_words"] < res["total"]
+    assert all(set(r["missing"]) <= {"vm", "stuck", "starting", "windows"} for r in res["results"])
+    assert any(r["missing"] for r in res["results"]) and not res["results"][0]["missing"]
+
+
+def test_a_synonym_key_is_no_typo(engine):
+    res = engine.search("bsod")
+    assert res["suggestion"] is None and res["total"] > 0
 
 
 @pytest.mark.parametrize(
