@@ -35,7 +35,9 @@ def cli():
 @click.option("--full", is_flag=True, help="Rebuild from scratch instead of updating what changed.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Parser processes (default: CPU count).")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
-def index_cmd(articles_dir, index_dir, full, workers, as_json):
+@click.option("--allow-empty", is_flag=True,
+              help="Build even when ARTICLES_DIR has no markdown file, emptying the index.")
+def index_cmd(articles_dir, index_dir, full, workers, as_json, allow_empty):
     """Index the articles under ARTICLES_DIR (default: the bundled sample knowledge base).
 
     Only added, changed and deleted articles are touched unless --full is given.
@@ -43,7 +45,7 @@ def index_cmd(articles_dir, index_dir, full, workers, as_json):
     Example: kb index ./selfhelp --index ./index
     """
     from .generations import BuildLocked
-    from .index import build
+    from .index import EmptySource, build
 
     if articles_dir is None:
         articles_dir = str(sample_root())
@@ -66,10 +68,17 @@ def index_cmd(articles_dir, index_dir, full, workers, as_json):
         shown = done
 
     try:
-        report = build(articles_dir, index_dir, full=full, workers=workers,
+        report = build(articles_dir, index_dir, full=full, workers=workers, allow_empty=allow_empty,
                        progress=progress if interactive else None)
     except BuildLocked as exc:
         raise click.ClickException(f"{exc}; try again when it has finished") from None
+    except EmptySource as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        # a full disk, a read-only or misplaced index directory: the served index is untouched
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise click.ClickException(f"could not write the index in {index_dir}: {exc.strerror or exc}{where}; "
+                                   f"the served index was not changed") from None
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -80,6 +89,8 @@ def index_cmd(articles_dir, index_dir, full, workers, as_json):
 
 
 def _print_report(report, index_dir: str) -> None:
+    from .articles import display_path
+
     mode = {"full": "full build", "incremental": "incremental update", "unchanged": "nothing changed"}[report.mode]
     click.echo(f"{mode}: {report.indexed} articles indexed from {report.files} files "
                f"in {report.seconds:.1f} s -> {index_dir} ({report.generation})")
@@ -92,7 +103,7 @@ def _print_report(report, index_dir: str) -> None:
         reasons = Counter(s.reason for s in report.skipped)
         click.echo(f"  skipped {len(report.skipped)} files: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
         for s in report.skipped:
-            click.echo(f"    {s.path}: {s.reason}" + (f" ({s.detail})" if s.detail else ""))
+            click.echo(f"    {display_path(s.path)}: {s.reason}" + (f" ({s.detail})" if s.detail else ""))
 
 
 def _api_get(index_dir: str, path: str, params: list[tuple[str, object]] | None = None) -> dict:
@@ -232,9 +243,11 @@ def serve_cmd(index_dir, host, port, workers, debug):
     Example: kb serve --index ./index --port 8080 --workers 4
     """
     from .generations import BuildLocked
-    from .serve import serve
+    from .serve import IndexUnusable, serve
 
     try:
         serve(index_dir, host=host, port=port, workers=workers, debug=debug, echo=click.echo)
     except BuildLocked as exc:
         raise click.ClickException(f"{exc}; try again when it has finished") from None
+    except IndexUnusable as exc:
+        raise click.ClickException(str(exc)) from None

@@ -7,20 +7,21 @@ Layout of an index directory::
       .build.lock          held by the one build that may run at a time
       gen-<time>-<rand>/   one complete Whoosh index per generation, plus manifest.json
                            (format, report) and sources.json (what each source file was)
+      .building-<...>/     the generation a build is writing (renamed to gen-* when complete)
 
-A build (:mod:`kb.index`) writes a new generation next to the served one and, only when it has
-committed, points ``CURRENT`` at it with an atomic rename.  A reader therefore never sees a
-half-built index, and a build that fails or is killed leaves the served generation untouched.
-Readers hold a shared ``flock`` on ``<generation>/.lease`` while they use it; a generation is
-deleted only when its lease can be taken exclusively, that is, when nothing reads it any more.
-Searching needs only this module of the build side, not the parser.
+A build (:mod:`kb.index`) writes a new generation in a ``.building-*`` directory, fsyncs it,
+renames it to ``gen-*`` and only then points ``CURRENT`` at it with an atomic rename.  A reader
+therefore never sees a half-built index, a sweep never sees a generation under construction, and
+a build that fails or is killed leaves the served generation untouched.  Readers hold a shared
+``flock`` on ``<generation>/.lease`` while they use it; a generation is deleted only when its
+lease can be taken exclusively, that is, when nothing reads it any more.  Searching needs only
+this module of the build side, not the parser.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -36,55 +37,122 @@ MANIFEST = "manifest.json"
 #: Per source file: content hash, [size, mtime_ns], skip reason; what incremental builds compare.
 #: Apart from the manifest, which every reader opening a generation reads.
 SOURCES = "sources.json"
-#: The index format: the schema's version and a fingerprint of the code that decides what goes
-#: into an index (parsing, analysis, documents).  A manifest with another format makes an
-#: incremental build start afresh and a reader refuse the index, so a kb upgrade that extracts
-#: articles differently can never serve a mix of old and new extraction.
+#: Prefix of a generation being written, and of one being deleted; neither is ever served.
+BUILDING = ".building-"
+TRASH = ".trash-"
+#: A sweep by a server removes the ``.building-*`` directory of a dead build only once it is
+#: this old (seconds), so servers rarely touch the build lock (a build removes them at its start).
+STALE_BUILD_SECONDS = 600
+#: The layout of the index: the schema, what each field holds, the segment codec.  Bump it by
+#: hand when the query side could not read an index of the previous layout.
 SCHEMA_VERSION = 10
-_EXTRACTION_MODULES = ("analysis", "articles", "documents", "htmltext", "index", "markdown", "parse", "payloads",
-                       "properties", "shards", "writer")
+#: What the parser and analyzer extract from an article.  Bump it by hand whenever a change to
+#: parsing, analysis or the document of an article changes what goes into an index;
+#: tests/test_extraction.py fails until it is (its golden digest records this version).  An
+#: index of another extraction version is still served, with a warning, until it is rebuilt;
+#: an incremental build of it rebuilds it in full.
+EXTRACTION_VERSION = 1
+#: The format recorded in every manifest.  Indexes of the fingerprint era read "10-<hex>": their
+#: schema part still matches, so they are served (outdated) until rebuilt.
+FORMAT = f"{SCHEMA_VERSION}-x{EXTRACTION_VERSION}"
 
 
-def _fingerprint() -> str:
-    digest = hashlib.sha1()
-    here = Path(__file__).parent
-    for name in _EXTRACTION_MODULES:
-        try:
-            digest.update((here / f"{name}.py").read_bytes())
-        except OSError:
-            digest.update(name.encode())  # no source (a frozen install): the version alone counts
-    return digest.hexdigest()[:12]
+def schema_of(fmt: object) -> str:
+    """The schema part of a manifest's format ("" when there is none)."""
+    return fmt.split("-", 1)[0] if isinstance(fmt, str) else ""
 
 
-FORMAT = f"{SCHEMA_VERSION}-{_fingerprint()}"
+def readable(manifest: dict) -> bool:
+    """Whether this kb can serve an index of ``manifest``'s format: same schema version (its
+    extraction may be outdated, see :func:`outdated`)."""
+    return schema_of(manifest.get("format")) == str(SCHEMA_VERSION)
+
+
+def outdated(manifest: dict) -> bool:
+    """Whether the index was extracted by another version of kb (still readable or not)."""
+    return manifest.get("format") != FORMAT
+
 
 class BuildLocked(Exception):
     """Another ``kb index`` holds the build lock of this index directory."""
 
 
-def current_generation(index_dir: str | os.PathLike) -> Path | None:
-    """The generation directory being served, or None when no build has completed."""
-    index_dir = Path(index_dir)
+def load_manifest(gen: Path) -> dict | None:
+    """The manifest of ``gen``, or None when it has none or one that is not a JSON object (a
+    generation without a valid manifest is not complete)."""
     try:
-        name = (index_dir / CURRENT).read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
+        manifest = json.loads((gen / MANIFEST).read_bytes())
+    except (OSError, ValueError):
         return None
-    gen = index_dir / name
-    if not name or "/" in name or not (gen / MANIFEST).exists():
-        return None
-    return gen
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("format"), str) else None
 
 
 def read_manifest(gen: Path) -> dict:
-    return json.loads((gen / MANIFEST).read_text())
+    """The manifest of ``gen`` ({} when it is missing or unreadable)."""
+    return load_manifest(gen) or {}
 
 
 def read_sources(gen: Path) -> dict:
     """What the build of ``gen`` recorded of each source file ({} when nothing was recorded)."""
     try:
-        return json.loads((gen / SOURCES).read_text())
-    except (FileNotFoundError, ValueError):
+        sources = json.loads((gen / SOURCES).read_text())
+    except (OSError, ValueError):
         return {}
+    return sources if isinstance(sources, dict) else {}
+
+
+def current_generation(index_dir: str | os.PathLike) -> Path | None:
+    """The generation ``CURRENT`` names, or None when it names no complete generation (no build
+    has completed, or ``CURRENT`` or the manifest is missing or damaged)."""
+    index_dir = Path(index_dir)
+    try:
+        name = (index_dir / CURRENT).read_text(errors="replace").strip()
+    except OSError:
+        return None
+    if not name.startswith("gen-") or "/" in name or "\x00" in name:
+        return None
+    gen = index_dir / name
+    return gen if load_manifest(gen) is not None else None
+
+
+def complete_generations(index_dir: str | os.PathLike) -> list[Path]:
+    """Every complete generation of ``index_dir`` (a ``gen-*`` directory with a valid manifest),
+    newest first."""
+    found = []
+    for gen in Path(index_dir).glob("gen-*"):
+        manifest = load_manifest(gen)
+        if manifest is not None:
+            try:
+                found.append((os.stat(gen / MANIFEST).st_mtime_ns, gen.name, gen))
+            except OSError:
+                continue
+    return [gen for *_key, gen in sorted(found, reverse=True)]
+
+
+def served_generation(index_dir: str | os.PathLike) -> tuple[Path | None, str]:
+    """The generation to serve and a warning ("" when none).
+
+    That is the one ``CURRENT`` names; when ``CURRENT`` is missing or damaged, or names a
+    generation without a valid manifest, the newest complete generation this kb can read (one of
+    its own format first), with a warning: never nothing while a usable generation exists.
+    """
+    gen = current_generation(index_dir)
+    if gen is not None:
+        return gen, ""
+    usable = [(m, g) for g in complete_generations(index_dir) if readable(m := load_manifest(g) or {})]
+    if not usable:
+        return None, ""
+    gen = next((g for m, g in usable if not outdated(m)), usable[0][1])
+    return gen, (f"{Path(index_dir) / CURRENT} names no complete generation; serving the newest "
+                 f"complete one, {gen.name} (run `kb index` to repair it)")
+
+
+def has_index_files(index_dir: str | os.PathLike) -> bool:
+    """Whether ``index_dir`` holds anything of a kb index (``CURRENT``, generations, a build)."""
+    index_dir = Path(index_dir)
+    if (index_dir / CURRENT).exists():
+        return True
+    return any(True for pattern in ("gen-*", f"{BUILDING}*") for _ in index_dir.glob(pattern))
 
 
 class BuildLock:
@@ -138,10 +206,46 @@ class BuildLock:
 
 
 def new_generation(index_dir: Path) -> Path:
+    """A new, empty generation directory under construction: ``.building-gen-<time>-<rand>``.
+
+    Only :func:`commit` makes it a ``gen-*`` directory; until then sweeps do not see it.
+    """
     name = time.strftime("gen-%Y%m%dT%H%M%S-", time.gmtime()) + secrets.token_hex(3)
-    gen = index_dir / name
+    gen = index_dir / f"{BUILDING}{name}"
     gen.mkdir()
     (gen / LEASE).touch()
+    return gen
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(index_dir: Path, building: Path) -> Path:
+    """Make the generation built in ``building`` durable and serve it: fsync its files and
+    directory, rename it to its ``gen-*`` name, and switch ``CURRENT`` to it.
+
+    The build holds a shared lease on it from the rename until ``CURRENT`` names it, so a
+    server's sweep (which takes no build lock) cannot remove it in between.
+    """
+    for f in building.iterdir():
+        if f.is_file():
+            fsync_path(f)
+    fsync_path(building)
+    gen = index_dir / building.name[len(BUILDING):]
+    lease = os.open(building / LEASE, os.O_RDONLY)
+    try:
+        fcntl.flock(lease, fcntl.LOCK_SH)
+        os.rename(building, gen)
+        fsync_path(index_dir)
+        switch(index_dir, gen)
+    finally:
+        os.close(lease)
     return gen
 
 
@@ -153,38 +257,65 @@ def switch(index_dir: Path, gen: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, index_dir / CURRENT)
-    dfd = os.open(index_dir, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_path(index_dir)
 
 
 def collect_garbage(index_dir: str | os.PathLike) -> list[str]:
-    """Remove generations that are neither current nor read by anyone (their lease is free).
+    """Remove generations that are neither current nor read by anyone (their lease is free),
+    and the directories of builds that died long ago.
 
-    Only when no build runs (a generation being built is neither current nor leased); servers
-    call this after they move to a new generation, builds after they switch.
+    Servers call this after they move to a new generation.  It takes no build lock (a build's
+    generation is invisible to it until ``CURRENT`` names it), except to remove a dead build's
+    directory that is :data:`STALE_BUILD_SECONDS` old, which is rare.
     """
     index_dir = Path(index_dir)
-    if len(list(index_dir.glob("gen-*"))) < 2:
-        return []
+    removed = sweep(index_dir)
+    cutoff = time.time() - STALE_BUILD_SECONDS
+    stale = [d for d in index_dir.glob(f"{BUILDING}*") if _mtime(d) < cutoff]
+    if stale:
+        try:
+            with BuildLock(index_dir):  # no build runs, so none of them is being written
+                removed += remove_builds(index_dir)
+        except (BuildLocked, OSError):
+            pass
+    return removed
+
+
+def _mtime(path: Path) -> float:
     try:
-        with BuildLock(index_dir):
-            return sweep(index_dir)
-    except (BuildLocked, FileNotFoundError):
-        return []
+        return path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def remove_builds(index_dir: Path) -> list[str]:
+    """Remove the directories of dead builds and half-deleted generations.  The caller holds the
+    build lock, so no build is writing any of them."""
+    removed = []
+    for d in [*index_dir.glob(f"{BUILDING}*"), *index_dir.glob(f"{TRASH}*")]:
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d.name)
+    return removed
 
 
 def sweep(index_dir: Path) -> list[str]:
-    cur = current_generation(index_dir)
+    """Remove every ``gen-*`` generation that ``CURRENT`` does not name and nobody reads.
+
+    Nothing is removed while ``CURRENT`` names no complete generation: which one is meant to be
+    served is then unknown, and the real index must not go because ``CURRENT`` was damaged.  A
+    generation is removed only under its exclusive lease, after checking that ``CURRENT`` still
+    does not name it (a build may have switched meanwhile); it is first renamed out of sight, so
+    a reader that resolved it before finds it gone, not half-deleted.
+    """
+    if current_generation(index_dir) is None:
+        return []
     removed: list[str] = []
     for gen in sorted(index_dir.glob("gen-*")):
-        if cur is not None and gen.name == cur.name or not gen.is_dir():
+        cur = current_generation(index_dir)
+        if cur is None or gen.name == cur.name or not gen.is_dir():
             continue
-        lease = gen / LEASE
         try:
-            fd = os.open(lease, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(gen / LEASE, os.O_RDONLY)  # never created here: it could land in a dir being removed
         except OSError:
             continue
         try:
@@ -193,8 +324,18 @@ def sweep(index_dir: Path) -> list[str]:
             os.close(fd)
             continue  # a reader still has it open
         try:
-            shutil.rmtree(gen, ignore_errors=True)
+            cur = current_generation(index_dir)
+            if os.fstat(fd).st_nlink == 0 or cur is None or cur.name == gen.name:
+                continue  # another sweep removed it, or a build has just switched to it
+            trash = index_dir / f"{TRASH}{gen.name}-{secrets.token_hex(3)}"
+            try:
+                os.rename(gen, trash)
+            except OSError:
+                continue
+            shutil.rmtree(trash, ignore_errors=True)
             removed.append(gen.name)
         finally:
             os.close(fd)
+    for trash in index_dir.glob(f"{TRASH}*"):  # left by a sweep that died: nobody can read them
+        shutil.rmtree(trash, ignore_errors=True)
     return removed

@@ -15,11 +15,11 @@ from pathlib import Path
 from whoosh import index as whoosh_index
 from whoosh.writing import MERGE_SMALL
 
-from .articles import Skipped, discover, file_hash, file_stats
+from .articles import Skipped, file_hash, file_stats, scan
 from .documents import make_schema
 from .generations import (
-    FORMAT, LEASE, MANIFEST, SOURCES, BuildLock, current_generation, new_generation, read_manifest, read_sources,
-    sweep, switch,
+    BUILDING, FORMAT, LEASE, MANIFEST, SOURCES, BuildLock, commit, current_generation, load_manifest, new_generation,
+    read_sources, remove_builds, served_generation, sweep,
 )
 from .shards import Shard, build_segments
 from .writer import codec as writer_codec
@@ -82,27 +82,37 @@ def _sizes(stats: dict[str, list[int]]) -> dict[str, int]:
 
 
 def _adopt(shards: list[Shard], report: BuildReport, hashes: dict[str, str],
-           holder: Callable[[str], str | None]) -> list:
+           holder: Callable[[str], str | None], incumbents: frozenset[str] = frozenset()) -> list:
     """Count the shards' articles, skips and warnings into ``report`` and ``hashes``; returns
     their segments.  A document whose id is taken - by an earlier path of the shards, or per
     ``holder`` (id -> path) by an article already in the index - is deleted and reported as a
-    ``duplicate-id`` skip: the first path keeps the id."""
+    ``duplicate-id`` skip: the first path keeps the id, except that a path which held its id
+    in the previous generation (``incumbents``, changed files) keeps it, so an id never moves to
+    another file while its file is still there."""
     taken: dict[str, str] = {}
     for shard in shards:
         hashes.update(shard.hashes)
         report.skipped += shard.skipped
         report.warnings.update(shard.warnings)
-    for shard in shards:
-        for docnum, (path, ident) in enumerate(shard.docs):
-            owner = taken.get(ident) or holder(ident)
-            if owner is not None:
-                shard.segment.delete_document(docnum)
-                report.skipped.append(Skipped(path, "duplicate-id", f"id {ident!r} is taken by {owner}", hashes[path]))
-            else:
-                taken[ident] = path
-                report.indexed += 1
+    docs = [(path not in incumbents, path, docnum, ident, shard)
+            for shard in shards for docnum, (path, ident) in enumerate(shard.docs)]
+    docs.sort(key=lambda d: d[:2])  # incumbents first, then path order
+    for _new, path, docnum, ident, shard in docs:
+        owner = taken.get(ident) or holder(ident)
+        if owner is not None:
+            shard.segment.delete_document(docnum)
+            report.skipped.append(Skipped(path, "duplicate-id", f"id {ident!r} is taken by {owner}", hashes[path],
+                                          owner=owner))
+        else:
+            taken[ident] = path
+            report.indexed += 1
     report.skipped.sort(key=lambda s: s.path)
     return [shard.segment for shard in shards if shard.segment is not None]
+
+
+class EmptySource(Exception):
+    """The articles directory holds no markdown file while the served index holds articles (an
+    unmounted share, a wrong path): building would empty the index."""
 
 
 def build(
@@ -112,12 +122,16 @@ def build(
     full: bool = False,
     progress: Progress | None = None,
     workers: int | None = None,
+    allow_empty: bool = False,
 ) -> BuildReport:
     """Index every article under ``articles_dir`` into a new generation of ``index_dir``.
 
     Unless ``full`` is set, an existing generation built from the same directory with the same
     format is reused: only added, changed (by content hash) and deleted files are touched.
-    Raises :class:`BuildLocked` when another build is running.
+    Raises :class:`BuildLocked` when another build is running, and :class:`EmptySource` when
+    ``articles_dir`` has no markdown file but the served index has articles, unless
+    ``allow_empty``.  Any other failure (a full disk, a read-only directory) raises and leaves
+    the served generation as it was.
     """
     started = time.perf_counter()
     started_ns = time.time_ns()
@@ -126,11 +140,19 @@ def build(
     index_dir.mkdir(parents=True, exist_ok=True)
     report = BuildReport()
     with BuildLock(index_dir):
-        paths = discover(articles_dir)
+        remove_builds(index_dir)  # left by builds that died: we hold the lock, none is running
+        paths, unlisted = scan(articles_dir)
         stats = file_stats(articles_dir, paths)
-        report.files = len(paths)
-        prev = current_generation(index_dir)
-        prev_manifest = read_manifest(prev) if prev is not None else None
+        report.files = len(paths) + len(unlisted)
+        # a damaged CURRENT still leaves the newest complete generation to build on
+        prev, _warning = served_generation(index_dir)
+        prev_manifest = load_manifest(prev) if prev is not None else None
+        if not paths and not allow_empty and prev_manifest is not None \
+                and prev_manifest.get("report", {}).get("indexed", 0) > 0:
+            raise EmptySource(
+                f"{articles_dir} holds no markdown file, but the index in {index_dir} has "
+                f"{prev_manifest['report']['indexed']} articles; nothing was changed (is the share mounted? "
+                f"--allow-empty empties the index)")
         incremental = (
             not full
             and prev_manifest is not None
@@ -140,41 +162,45 @@ def build(
         if incremental:
             prev_sources = read_sources(prev)
             unchanged, todo, gone = _changes(articles_dir, prev_sources, paths, stats, report)
-            if not todo and not gone:
+            if not todo and not gone and prev == current_generation(index_dir):
                 # nothing to do: keep serving the current generation (servers need not reopen it)
+                report.skipped = sorted(report.skipped + unlisted, key=lambda s: s.path)
                 report.mode = "unchanged"
                 report.generation = prev.name
                 report.seconds = time.perf_counter() - started
                 return report
-        gen = new_generation(index_dir)
+        building = new_generation(index_dir)
         try:
             if incremental:
-                hashes = _build_incremental(articles_dir, prev, prev_sources, gen, unchanged, todo, gone, stats,
-                                            report, progress, workers)
+                hashes = _build_incremental(articles_dir, prev, prev_sources, building, unchanged, todo, gone,
+                                            stats, report, progress, workers)
             else:
-                hashes = _build_full(articles_dir, paths, stats, gen, report, progress, workers)
+                hashes = _build_full(articles_dir, paths, stats, building, report, progress, workers)
                 report.added = report.indexed
-            report.generation = gen.name
+            report.skipped = sorted(report.skipped + unlisted, key=lambda s: s.path)
+            report.generation = building.name[len(BUILDING):]
             report.seconds = time.perf_counter() - started
             sources = {
                 "hashes": hashes,
                 "stats": stats,
                 "started_ns": started_ns,
                 "skipped": {s.path: [s.reason, s.detail] for s in report.skipped},
+                # who keeps the id each duplicate-id file was refused: it is tried again when they go
+                "owners": {s.path: s.owner for s in report.skipped if s.owner},
             }
-            (gen / SOURCES).write_text(json.dumps(sources))
+            (building / SOURCES).write_text(json.dumps(sources))
             manifest = {
                 "format": FORMAT,
                 "source": str(articles_dir),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "report": report.to_dict(),
             }
-            (gen / MANIFEST).write_text(json.dumps(manifest))  # last: it marks the generation complete
-            switch(index_dir, gen)
+            (building / MANIFEST).write_text(json.dumps(manifest))
+            commit(index_dir, building)
         except BaseException:
-            shutil.rmtree(gen, ignore_errors=True)
+            shutil.rmtree(building, ignore_errors=True)
             raise
-        sweep(index_dir)  # we hold the build lock already
+        sweep(index_dir)
     return report
 
 
@@ -185,7 +211,9 @@ def _changes(articles_dir: Path, prev_sources: dict, paths: list[str], stats: di
 
     A file is hashed again unless its size and modification time are those the last build saw
     and it was last modified well before that build started (a change within the timestamp's
-    granularity could keep both), as make and git decide.
+    granularity could keep both), as make and git decide.  A file the last build could not read
+    (no hash recorded) is always tried again, and a file refused as ``duplicate-id`` is parsed
+    again when the file that kept its id goes or changes, so it can take the id over.
     """
     old_hashes: dict[str, str] = prev_sources.get("hashes", {})
     old_stats: dict[str, list[int]] = prev_sources.get("stats", {})
@@ -193,22 +221,40 @@ def _changes(articles_dir: Path, prev_sources: dict, paths: list[str], stats: di
     old_skipped: dict[str, list[str]] = prev_sources.get("skipped", {})
     hashes: dict[str, str] = {}
     todo: list[str] = []
+    kept: list[str] = []
     root = str(articles_dir)
     for p in paths:
         h = old_hashes.get(p)
         st = stats.get(p)
-        if h is None or st is None or old_stats.get(p) != st or st[1] >= settled_before:
+        if not h or st is None or old_stats.get(p) != st or st[1] >= settled_before:
             h = file_hash(os.path.join(root, p))
-        if h is not None and old_hashes.get(p) == h:
+        if h is not None and old_hashes.get(p) == h and h:
             hashes[p] = h
-            if p in old_skipped:
-                report.skipped.append(Skipped(p, *old_skipped[p]))
-            else:
-                report.unchanged += 1
+            kept.append(p)
+        elif h is None and old_hashes.get(p) == "" and p in old_skipped:
+            hashes[p] = ""  # still unreadable: still skipped, and tried again next time
+            kept.append(p)
         else:
             todo.append(p)
     current = set(paths)
     gone = [p for p in old_hashes if p not in current]
+    # duplicate-id files whose id keeper leaves or changes: parsed again with it
+    owners: dict[str, str] = prev_sources.get("owners", {})
+    leaving = {*gone, *todo}
+    for p in kept:
+        if owners.get(p) in leaving:
+            todo.append(p)
+            del hashes[p]
+    todo.sort()
+    requeued = set(todo)
+    for p in kept:
+        if p in requeued:
+            continue
+        if p in old_skipped:
+            reason, detail = old_skipped[p][:2]
+            report.skipped.append(Skipped(p, reason, detail, hashes[p], owner=owners.get(p, "")))
+        else:
+            report.unchanged += 1
     report.deleted = sum(1 for p in gone if p not in old_skipped)
     report.changed = sum(1 for p in todo if p in old_hashes)
     report.added = len(todo) - report.changed
@@ -233,7 +279,9 @@ def _build_incremental(articles_dir: Path, prev: Path, prev_sources: dict, gen: 
     ix = whoosh_index.open_dir(str(gen))
     writer = ix.writer(limitmb=128, codec=writer_codec())
     try:
-        leaving = {*gone, *(p for p in todo if p in old_hashes)}
+        old_skipped = prev_sources.get("skipped", {})
+        # what leaves the index: files gone or changed that were in it (skipped ones never were)
+        leaving = {p for p in (*gone, *todo) if p in old_hashes and p not in old_skipped}
         with writer.searcher() as searcher:  # one reader for all (Whoosh opens one per call)
             # a changed file is deleted and re-added; one that no longer parses just leaves search
             for p in leaving:
@@ -244,7 +292,7 @@ def _build_incremental(articles_dir: Path, prev: Path, prev_sources: dict, gen: 
                 stored = searcher.document(id=ident)
                 return None if stored is None or stored["path"] in leaving else stored["path"]
 
-            new_segments = _adopt(shards, report, hashes, holder)
+            new_segments = _adopt(shards, report, hashes, holder, frozenset(leaving))
     except BaseException:
         writer.cancel()
         raise

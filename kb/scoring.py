@@ -79,6 +79,7 @@ class FieldStats:
                 deleted = np.fromiter(segreader._perdoc.deleted_docs(), dtype=np.int64)
                 self.alive[deleted + base] = False
         alive_ids = np.flatnonzero(self.alive)
+        self.live = alive_ids.size
         self.norms: dict[str, np.ndarray] = {}
         for f in fields:
             lengths = np.concatenate([_field_lengths(seg, f) for seg, _base in reader.leaf_readers()] or [np.zeros(0)])
@@ -141,7 +142,8 @@ class FieldStats:
         df = int(np.count_nonzero(tf))
         if not df:
             return None
-        idf = float(np.log(1.0 + (self.n - df + 0.5) / (df + 0.5)))
+        # live documents only: deleted ones (until a merge drops them) must not raise every idf
+        idf = float(np.log(1.0 + (self.live - df + 0.5) / (df + 0.5)))
         return (idf * tf * (K1 + 1.0) / (tf + K1)).astype(np.float32), short, idf
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -24,11 +25,13 @@ import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query as wq
 
-from .generations import CURRENT, FORMAT, LEASE, collect_garbage, current_generation, read_manifest
+from .generations import CURRENT, FORMAT, LEASE, collect_garbage, load_manifest, outdated, readable, served_generation
 from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
 from .highlight import Marker
 from .scoring import FieldStats, Scored, read_postings, score_words
 from .synonyms import Synonyms
+
+logger = logging.getLogger("kb")
 
 FACETS = ("service", "tag")
 #: Facet values listed per facet by default (selected values are always listed).
@@ -56,7 +59,11 @@ MIN_SCORE = np.float32(1e-6)
 
 
 class IndexMissing(Exception):
-    """No usable index exists in the index directory (none built yet, or an outdated format)."""
+    """No usable index exists in the index directory (none built yet, or an unreadable format)."""
+
+
+class GenerationGone(Exception):
+    """The generation was removed by a sweep before it could be opened."""
 
 
 class Facet:
@@ -103,19 +110,42 @@ class Facet:
 class Generation:
     """One open index generation: searcher, scoring statistics, facets and a reader's lease."""
 
-    def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0):
+    def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0, warning: str = ""):
         self.path = path
         self.name = path.name
-        # A shared lease tells builders this generation is in use (see kb.generations.collect_garbage).
-        self._lease = os.open(path / LEASE, os.O_RDONLY)
-        fcntl.flock(self._lease, fcntl.LOCK_SH)
-        self.manifest = read_manifest(path)
-        if self.manifest.get("format") != FORMAT:
+        # A shared lease tells sweeps this generation is in use (see kb.generations.sweep).
+        try:
+            self._lease = os.open(path / LEASE, os.O_RDONLY)
+        except FileNotFoundError:
+            raise GenerationGone(path.name) from None
+        try:
+            fcntl.flock(self._lease, fcntl.LOCK_SH)
+            # A sweep may have removed it between our reading CURRENT and taking the lease (the
+            # lease we hold is then an unlinked file): the caller looks again.
+            if os.fstat(self._lease).st_nlink == 0:
+                raise GenerationGone(path.name)
+            manifest = load_manifest(path)
+            if manifest is None:
+                raise GenerationGone(path.name)
+            self.manifest = manifest
+            #: what /healthz and the log should say about this generation (empty: all is well)
+            self.warnings: list[str] = [warning] if warning else []
+            if not readable(manifest):
+                raise IndexMissing(
+                    f"the index in {path.parent} was built by another version of kb (format "
+                    f"{manifest.get('format')}, this kb reads {FORMAT}); rebuild it with `kb index`"
+                )
+            if outdated(manifest):
+                # same layout, older extraction: serve it until a rebuild replaces it, not 503
+                self.warnings.append(
+                    f"the index in {path.parent} was built by another version of kb (format "
+                    f"{manifest.get('format')}, this kb writes {FORMAT}); searches use it until it is "
+                    f"rebuilt: kb index {manifest.get('source', 'ARTICLES_DIR')} --index {path.parent}")
+            for message in self.warnings:
+                logger.warning("kb: %s", message)
+        except BaseException:
             os.close(self._lease)
-            raise IndexMissing(
-                f"the index in {path.parent} was built by another version of kb (format "
-                f"{self.manifest.get('format')}, this kb reads {FORMAT}); rebuild it with `kb index`"
-            )
+            raise
         self.ix = whoosh_index.open_dir(str(path))
         self.searcher = self.ix.searcher()
         reader = self.searcher.reader()
@@ -204,18 +234,27 @@ class SearchEngine:
         try:
             if self._gen is not None and stamp == self._stamp:
                 return self._gen
-            path = current_generation(self.index_dir)
-            if path is None:
-                if self._gen is not None:
-                    return self._gen  # keep serving what we have
-                raise IndexMissing(f"no index in {self.index_dir}; run `kb index` first")
-            if self._gen is None or path.name != self._gen.name:
+            for _attempt in range(5):
+                path, warning = served_generation(self.index_dir)
+                if path is None:
+                    if self._gen is not None:
+                        return self._gen  # keep serving what we have
+                    raise IndexMissing(f"no index in {self.index_dir}; run `kb index` first")
+                if self._gen is not None and path.name == self._gen.name:
+                    break
                 try:
-                    self._gen = Generation(path, self.synonyms, self.result_cache)
+                    self._gen = Generation(path, self.synonyms, self.result_cache, warning)
+                    break
+                except GenerationGone:
+                    continue  # swept between CURRENT and its lease: CURRENT names a newer one now
                 except Exception:
                     if self._gen is None:
                         raise
                     return self._gen  # a generation that won't open: keep serving, retry later
+            else:
+                if self._gen is None:
+                    raise IndexMissing(f"the index in {self.index_dir} is being replaced; try again")
+                return self._gen
             self._stamp = stamp
             return self._gen
         finally:
@@ -246,7 +285,8 @@ class SearchEngine:
 
     def info(self) -> dict:
         gen = self.generation()
-        return {"generation": gen.name, "articles": gen.doc_count, "built_at": gen.manifest.get("built_at")}
+        return {"generation": gen.name, "articles": gen.doc_count, "built_at": gen.manifest.get("built_at"),
+                "warnings": list(gen.warnings)}
 
     # -- search ------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from gunicorn.app.base import BaseApplication
 
 from .config import sample_root
-from .generations import FORMAT, current_generation, read_manifest
+from .generations import current_generation, has_index_files, outdated, read_manifest, readable, served_generation
 from .search import IndexMissing
 from .web import create_app
 
@@ -24,26 +24,38 @@ def _print(message: str) -> None:
     print(message, flush=True)  # stdout is often a pipe (tests, process managers)
 
 
+class IndexUnusable(Exception):
+    """The index directory holds index files but no generation this kb can serve."""
+
+
 def ensure_index(index_dir: str | os.PathLike) -> BuildReport | None:
-    """Index the bundled sample knowledge base into ``index_dir`` if it holds no index yet, or
-    holds one of the sample built by another version of kb.
+    """Index the bundled sample knowledge base into ``index_dir`` if it holds no index files at
+    all, or if it serves the sample built by another version of kb.
 
     Returns the build report, or None when a usable index (or someone else's) already existed.
+    Raises :class:`IndexUnusable` when the directory holds index files but no complete
+    generation this kb can read: the sample is never built over someone's index (that build's
+    sweep would delete it).
     """
     from .index import build  # the parser and writer, only when there is something to build
 
-    gen = current_generation(index_dir)
-    if gen is None:
+    if not has_index_files(index_dir):
         return build(sample_root(), index_dir, full=True)
+    gen, _warning = served_generation(index_dir)
+    if gen is None:
+        raise IndexUnusable(
+            f"{index_dir} holds index files but no complete generation this kb can serve; "
+            f"rebuild it with `kb index ARTICLES_DIR --index {index_dir}` (nothing was changed)")
     manifest = read_manifest(gen)
-    if manifest.get("format") != FORMAT and manifest.get("source") == str(sample_root().resolve()):
+    if (gen == current_generation(index_dir) and outdated(manifest)
+            and manifest.get("source") == str(sample_root().resolve())):
         return build(sample_root(), index_dir, full=True)
     return None
 
 
 def indexed_count(index_dir: str | os.PathLike) -> int | None:
     """Articles in the served generation, from its manifest (no need to open the index)."""
-    gen = current_generation(index_dir)
+    gen, _warning = served_generation(index_dir)
     if gen is None:
         return None
     return read_manifest(gen).get("report", {}).get("indexed")
@@ -106,14 +118,16 @@ def serve(index_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 
     index_dir = str(Path(index_dir).resolve())
     report = ensure_index(index_dir)
     if report is not None:
-        echo(f"kb: no usable index in {index_dir}; indexed the bundled sample knowledge base "
+        echo(f"kb: no index in {index_dir}; indexed the bundled sample knowledge base "
              f"({report.indexed} articles from {sample_root()}).")
-    else:
-        gen = current_generation(index_dir)
-        if gen is not None and read_manifest(gen).get("format") != FORMAT:
-            echo(f"kb: the index in {index_dir} was built by another version of kb; searches answer 503 "
-                 f"until it is rebuilt: kb index {read_manifest(gen).get('source', 'ARTICLES_DIR')} "
-                 f"--index {index_dir}")
+    gen, warning = served_generation(index_dir)
+    if warning:
+        echo(f"kb: warning: {warning}")
+    manifest = read_manifest(gen) if gen is not None else {}
+    if gen is not None and outdated(manifest):
+        how = "it is served until it is rebuilt" if readable(manifest) else "searches answer 503 until it is rebuilt"
+        echo(f"kb: warning: the index in {index_dir} was built by another version of kb; {how}: "
+             f"kb index {manifest.get('source', 'ARTICLES_DIR')} --index {index_dir}")
     if debug:
         echo(f"kb: development server with the debugger at {url_for_bind(host, port)} (never use it in production)")
         create_app({"KB_INDEX": index_dir}).run(host=host, port=port, debug=True, use_reloader=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,7 +234,8 @@ def test_index_of_another_format_is_refused_then_rebuilt(corpus, tmp_path):
 
 
 def test_one_process_cannot_sweep_or_build_beside_its_own_build(corpus, tmp_path):
-    """A server's watcher thread sweeping, or a second thread building, while a build runs."""
+    """A server's watcher thread sweeping, or a second thread building, while a build runs: the
+    generation being built is invisible to sweeps (a .building-* directory) until it is served."""
     import threading
 
     index_dir = tmp_path / "index"
@@ -249,16 +251,16 @@ def test_one_process_cannot_sweep_or_build_beside_its_own_build(corpus, tmp_path
     runner.start()
     try:
         assert started.wait(timeout=30)
-        building = {p.name for p in index_dir.glob("gen-*")} - {current_generation(index_dir).name}
+        building = {p.name for p in index_dir.glob(".building-gen-*")}
         assert len(building) == 1
         assert collect_garbage(index_dir) == []
         with pytest.raises(BuildLocked):
             build(corpus, index_dir, workers=1)
-        assert building <= {p.name for p in index_dir.glob("gen-*")}  # the build's files are untouched
+        assert building <= {p.name for p in index_dir.glob(".building-*")}  # the build's files are untouched
     finally:
         release.set()
         runner.join(timeout=60)
-    assert current_generation(index_dir).name in building
+    assert ".building-" + current_generation(index_dir).name in building
 
 
 def test_parallel_build_is_the_single_process_build(tmp_path):
@@ -332,3 +334,83 @@ def test_incremental_build_refuses_an_id_taken_by_an_indexed_article(corpus, tmp
     (corpus / "group9" / "x.md").unlink()
     assert build(corpus, index_dir, workers=1, full=True).skipped == []
     assert SearchEngine(index_dir).article("group9~x")["title"] == "Late claimant"
+
+
+def test_a_duplicate_id_loser_takes_the_id_when_its_keeper_goes(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    write_article(corpus, "group9/x.md", "Original holder", "holderword")  # id group9~x
+    write_article(corpus, "zz/group9/x.md", "Unrelated", "other")  # a different id
+    build(corpus, index_dir, workers=1)
+    write_article(corpus, "articles/group9/x.md", "Late claimant", "claimantword")  # the same id
+    assert [s.reason for s in build(corpus, index_dir, workers=1).skipped] == ["duplicate-id"]
+    # the keeper changes but keeps the id: the claimant is still refused
+    write_article(corpus, "group9/x.md", "Original holder, edited", "holderword")
+    report = build(corpus, index_dir, workers=1)
+    assert [(s.path, s.reason) for s in report.skipped] == [("articles/group9/x.md", "duplicate-id")]
+    assert SearchEngine(index_dir).article("group9~x")["title"] == "Original holder, edited"
+    # the keeper goes: an incremental build gives the id to the claimant
+    (corpus / "group9" / "x.md").unlink()
+    report = build(corpus, index_dir, workers=1)
+    assert report.mode == "incremental" and report.skipped == []
+    engine = SearchEngine(index_dir)
+    assert engine.article("group9~x")["title"] == "Late claimant"
+    assert total(engine, "claimantword") == 1 and total(engine, "holderword") == 0
+
+
+def test_a_file_unreadable_during_a_build_is_read_by_the_next(corpus, tmp_path):
+    """A file removed between listing and reading (as root, chmod cannot make a file unreadable)
+    and put back with its old size and time, as `cp -p` does: its content was never recorded,
+    so the next incremental build reads it."""
+    index_dir = tmp_path / "index"
+    build(corpus, index_dir, workers=1)
+    victim = write_article(corpus, "articles/group0/zz-late.md", "Late article", "lateword")
+    hour_ago = time.time_ns() - 3600 * 10**9  # settled: its size and time are trusted
+    os.utime(victim, ns=(hour_ago, hour_ago))
+    saved = tmp_path / "saved.md"
+    shutil.copy2(victim, saved)
+
+    def remove_it(done: int, total: int) -> None:
+        if victim.exists():  # after the first file is read, before the last one is
+            victim.unlink()
+
+    report = build(corpus, index_dir, workers=1, full=True, progress=remove_it)
+    assert [(s.path, s.reason) for s in report.skipped] == [("articles/group0/zz-late.md", "unreadable")]
+    shutil.copy2(saved, victim)  # cp -p: same size and modification time as when it was listed
+    report = build(corpus, index_dir, workers=1)
+    assert report.skipped == [] and report.mode == "incremental"
+    assert total(SearchEngine(index_dir), "lateword") == 1
+
+
+def test_every_skipped_file_is_listed_and_a_fifo_never_hangs(corpus, tmp_path):
+    """The acceptance corpus: a file name that is not UTF-8, a FIFO, symbolic links and a file
+    that cannot be read all build, each listed in the skipped summary with its reason."""
+    from click.testing import CliRunner
+
+    from kb.cli import cli
+
+    bad_name = os.fsdecode(b"articles/group0/caf\xe9-\xff.md")
+    (corpus / bad_name).write_text(ARTICLE.format(title="Latin-1 name", desc="d", aid="x", body="latinword"))
+    os.mkfifo(corpus / "articles/group0/pipe.md")
+    (corpus / "articles/group0/link.md").symlink_to(corpus / "articles/group0/article-0.md")
+    (corpus / "articles/linked-folder").symlink_to(corpus / "articles/group1")
+    index_dir = tmp_path / "index"
+    report = build(corpus, index_dir, workers=1)
+    assert {(s.path, s.reason) for s in report.skipped} == {
+        (bad_name, "bad-name"),
+        ("articles/group0/pipe.md", "not-a-file"),
+        ("articles/group0/link.md", "symlink"),
+        ("articles/linked-folder", "symlink"),
+    }
+    assert report.indexed == 5
+    # incremental builds keep listing them, and the CLI prints them all, the bad name escaped
+    out = CliRunner().invoke(cli, ["index", str(corpus), "--index", str(index_dir)], catch_exceptions=False)
+    assert out.exit_code == 0
+    for shown in ("caf\\xe9-\\xff.md: bad-name", "pipe.md: not-a-file", "link.md: symlink", "linked-folder: symlink"):
+        assert shown in out.output
+    out = CliRunner().invoke(cli, ["index", str(corpus), "--index", str(index_dir), "--json"], catch_exceptions=False)
+    assert len(json.loads(out.output)["skipped"]) == 4
+    # a parallel build of the same corpus says the same
+    for i in range(250):
+        write_article(corpus, f"articles/bulk/n{i}.md", f"Bulk {i}", "bulkword")
+    report = build(corpus, tmp_path / "parallel", workers=2, full=True)
+    assert len(report.skipped) == 4 and report.indexed == 255
