@@ -34,6 +34,9 @@ MAX_FACET_VALUE_CHARS = 200
 #: asking the engine.  Ids are looked up, never used as paths, so ".." can only be "not found".
 ARTICLE_ID_RE = re.compile(r"[A-Za-z0-9._~-]{1,500}")
 _INT_RE = re.compile(r"[0-9]{1,9}")
+#: Control characters (C0, DEL, C1): never meaningful in a search, and NUL or ESC echoed into the
+#: page title or the search box would be shown raw.  They read as spaces.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 #: Seconds a search may run before it is stopped with a 503 (setting KB_SEARCH_TIMEOUT).
 SEARCH_TIMEOUT = 10.0
 
@@ -119,7 +122,7 @@ def _int(args: MultiDict, name: str, default: int, high: int) -> int:
 def _facet_values(args: MultiDict, name: str) -> tuple[str, ...]:
     values: dict[str, None] = {}
     for raw in args.getlist(name):
-        value = raw.strip().lower()
+        value = _CONTROL_RE.sub(" ", raw).strip().lower()
         if len(value) > MAX_FACET_VALUE_CHARS:
             raise BadParameter(name, f"each {name} value must be at most {MAX_FACET_VALUE_CHARS} characters")
         if value:  # an empty value (service=) selects nothing
@@ -145,7 +148,7 @@ def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
     if len(q) > MAX_QUERY_CHARS:
         raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
     return SearchParams(
-        q=q.strip(),
+        q=_CONTROL_RE.sub(" ", q).strip(),
         services=_facet_values(args, "service"),
         tags=_facet_values(args, "tag"),
         page=_int(args, "page", 1, config["KB_MAX_PAGE"]),
@@ -313,5 +316,7 @@ def api_openapi():
 
 @bp.get("/healthz")
 def healthz():
-    """Liveness and the index being served: generation and article count."""
-    return jsonify({"status": "ok", **_run(engine().info)})
+    """Liveness and the index being served: generation, article count and any warnings about it
+    (an index of an outdated format, for one); ``warnings`` is always a list."""
+    info = _run(engine().info)
+    return jsonify({"status": "ok", **info, "warnings": list(info.get("warnings", []))})

@@ -130,9 +130,11 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
         },
         "Health": {
             "type": "object",
-            "required": ["status", "generation", "articles"],
+            "required": ["status", "generation", "articles", "warnings"],
             "properties": {"status": {"const": "ok"}, "generation": _STR,
-                           "articles": {"type": "integer"}, "built_at": _NULLABLE_STR},
+                           "articles": {"type": "integer"}, "built_at": _NULLABLE_STR,
+                           "warnings": {"type": "array",
+                                        "description": "Problems with the served index, e.g. an outdated format."}},
         },
     }
 

@@ -80,6 +80,9 @@ class KbServer(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "http_parser" in self.cfg.settings:
+            # the Python parser is the one kb.worker bounds (an optional C parser would not be)
+            self.cfg.set("http_parser", "python")
         if "control_socket_disable" in self.cfg.settings:
             # gunicorn >= 24 opens a control socket at one fixed per-user path by default; two kb
             # servers would fight over it, and kb has no use for it.
@@ -136,9 +139,15 @@ def serve(index_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 
     options = {
         "bind": bind,
         "workers": workers,
-        # Sync workers: one request at a time per process, so no Whoosh searcher is ever used
-        # by two threads at once.
-        "worker_class": "sync",
+        # gevent workers (kb/worker.py): each connection is a greenlet, so clients that send their
+        # request slowly cost nothing; the sync workers they used to hold starved everyone else.
+        "worker_class": "kb.worker.KbWorker",
+        "worker_connections": 1000,
+        # With gevent, keepalive also bounds the time to receive each request head (seconds).
+        "keepalive": 5,
+        # 0 hands the request line to kb.worker.BoundedRequest, which bounds it at 64 KiB (gunicorn
+        # itself stops at 8,190 bytes, below inputs the app should answer: a 20,000 character q).
+        "limit_request_line": 0,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-",

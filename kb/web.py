@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import nh3
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -25,7 +25,9 @@ from .search import SearchEngine
 #: HTML that slipped past the sanitiser still could not run; pages use static files only.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+        # Images only from kb itself: an article's <img src="https://..."> could otherwise tell a
+        # third party who reads which article, and when.
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -38,6 +40,8 @@ SECURITY_HEADERS = {
 
 FACET_LABELS = {"service": "Service", "tag": "Resource tag"}
 SAFE_SCHEMES = {"http", "https", "mailto"}
+#: What /static/ serves: the stylesheet and the script, not the package's other files.
+STATIC_SUFFIXES = (".css", ".js")
 
 pages = Blueprint("pages", __name__)
 
@@ -50,6 +54,8 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=package_dir("kb.static"),
         static_url_path="/static",
     )
+    # Flask's own view serves every file of the folder (``__init__.py`` too); this one only assets.
+    app.view_functions["static"] = _static_asset
     app.config.update(kbconfig.defaults())
     app.config.update(config or {})
     app.json.sort_keys = False  # keep the documented field order
@@ -89,6 +95,13 @@ def package_dir(package: str) -> str:
 # -- pages ------------------------------------------------------------------------------------
 
 
+def _static_asset(filename: str):
+    """The CSS and JavaScript of kb.static; anything else there (``__init__.py``) is a 404."""
+    if "/" in filename or not filename.endswith(STATIC_SUFFIXES):
+        abort(404)
+    return current_app.send_static_file(filename)
+
+
 @pages.get("/")
 def search_page():
     """The search page: query, facets, results; state in the query string."""
@@ -112,7 +125,10 @@ def _back_url() -> str:
     """The search results that led here (same-origin referrer), else the search home."""
     ref = request.referrer
     if ref:
-        parts = urlsplit(ref)
+        try:
+            parts = urlsplit(ref)
+        except ValueError:  # a malformed header ("http://[::1") is no referrer
+            return "/"
         if parts.netloc == request.host and parts.path == "/":
             return "/?" + parts.query if parts.query else "/"
     return "/"
@@ -193,5 +209,22 @@ def _http_error(exc: HTTPException):
 def _security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if "Location" in response.headers:
+        response.headers["Location"] = relative_location(response.headers["Location"])
     return response
+
+
+def relative_location(location: str) -> str:
+    """``location`` as a path on this site: redirects never name a host.
+
+    Werkzeug builds the URL of its redirects (``//api//search`` -> ``/api/search``) from the
+    request's Host header, which the client chose; the path alone is all a redirect here needs.
+    A single leading slash keeps it from being read as ``//other-host/...``.
+    """
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        return "/"
+    path = "/" + parts.path.lstrip("/\\")
+    return f"{path}?{parts.query}" if parts.query else path
 

@@ -89,6 +89,7 @@ class Load:
                     self.failures[kind] += 1
                     if len(self.examples) < 5:
                         self.examples.append(f"{kind}: {path} {body[:200]!r}")
+        conn.close()  # kept alive by the server between requests
 
     def stop(self) -> None:
         self._stop.set()
