@@ -12,8 +12,11 @@ out: its letters are not all initials).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import Counter
+from pathlib import Path
 
 #: "(AKS)", "(NSGs)", "(VMSS)", "(SQL MI)" is not one: a single token of 2-8 letters/digits,
 #: right after a word.
@@ -22,6 +25,8 @@ _ABBR = re.compile(r"(?<=[A-Za-z])[ \t]+\(([A-Z][A-Za-z0-9]{1,7})\)")
 _WORDS_BEFORE = re.compile(r"(?:[A-Za-z][\w'-]*[ \t]+){0,7}[A-Za-z][\w'-]*$")
 #: Small words a long form may hold without giving the abbreviation a letter ("Quality of Service").
 _GLUE = frozenset({"of", "for", "and", "the", "to", "in", "on", "a", "an", "&"})
+#: The file of a generation that holds the abbreviations its articles define.
+FILE = "abbreviations.json"
 #: An abbreviation must be defined this often, and one long form must have this share of its
 #: definitions, before kb believes it.
 MIN_COUNT = 2
@@ -93,3 +98,30 @@ class AbbreviationMiner:
             if kept:
                 out[abbr] = kept
         return out
+
+
+def write_abbreviations(gen: Path, per_file: dict[str, list]) -> dict[str, list[str]]:
+    """Write the rules the files of a generation agree on into ``gen``; returns them.
+
+    Written to a new file and renamed over the name: an incremental build's generation starts
+    as hard links to the previous one's files, which must not change.
+    """
+    miner = AbbreviationMiner()
+    for found in per_file.values():
+        miner.merge(Counter(tuple(pair) for pair in found))
+    rules = miner.rules()
+    tmp = gen / f".{FILE}.tmp"
+    tmp.write_text(json.dumps(rules, ensure_ascii=False, sort_keys=True))
+    os.replace(tmp, gen / FILE)
+    return rules
+
+
+def read_abbreviations(gen: Path) -> dict[str, list[str]]:
+    """The rules written by :func:`write_abbreviations` ({} for a generation without them)."""
+    try:
+        data = json.loads((gen / FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): [str(f) for f in v] for k, v in data.items() if isinstance(v, list)}

@@ -15,6 +15,7 @@ from pathlib import Path
 from whoosh import index as whoosh_index
 from whoosh.writing import MERGE_SMALL
 
+from .abbreviations import write_abbreviations
 from .articles import Skipped, file_hash, file_stats, scan
 from .documents import make_schema
 from .generations import (
@@ -40,6 +41,8 @@ class BuildReport:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    #: path -> abbreviations the file defines (kept in sources.json, not in the summary)
+    definitions: dict[str, list] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -92,6 +95,7 @@ def _adopt(shards: list[Shard], report: BuildReport, hashes: dict[str, str],
     taken: dict[str, str] = {}
     for shard in shards:
         hashes.update(shard.hashes)
+        report.definitions.update(shard.definitions)
         report.skipped += shard.skipped
         report.warnings.update(shard.warnings)
     docs = [(path not in incumbents, path, docnum, ident, shard)
@@ -177,6 +181,11 @@ def build(
             else:
                 hashes = _build_full(articles_dir, paths, stats, building, report, progress, workers)
                 report.added = report.indexed
+            if incremental:  # what unchanged files define, from the previous build's record
+                for path, found in prev_sources.get("definitions", {}).items():
+                    if path in unchanged and path not in report.definitions:
+                        report.definitions[path] = found
+            write_abbreviations(building, report.definitions)
             report.skipped = sorted(report.skipped + unlisted, key=lambda s: s.path)
             report.generation = building.name[len(BUILDING):]
             report.seconds = time.perf_counter() - started
@@ -187,6 +196,8 @@ def build(
                 "skipped": {s.path: [s.reason, s.detail] for s in report.skipped},
                 # who keeps the id each duplicate-id file was refused: it is tried again when they go
                 "owners": {s.path: s.owner for s in report.skipped if s.owner},
+                # abbreviations each file defines: an incremental build recounts them without rereading
+                "definitions": report.definitions,
             }
             (building / SOURCES).write_text(json.dumps(sources))
             manifest = {

@@ -25,6 +25,7 @@ import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query as wq
 
+from .abbreviations import read_abbreviations
 from .generations import CURRENT, FORMAT, LEASE, collect_garbage, load_manifest, outdated, readable, served_generation
 from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
 from .highlight import Marker
@@ -153,7 +154,7 @@ class Generation:
         self.alive = self.stats.alive
         self.doc_count = int(self.alive.sum())
         self.facets = {name: Facet(reader, name, self.stats.n) for name in FACETS}
-        self.queries = QueryBuilder(self.searcher, synonyms)
+        self.queries = QueryBuilder(self.searcher, synonyms.with_abbreviations(read_abbreviations(path)))
         # answers to repeated searches; a new generation starts with an empty cache
         self.results = _LRU(result_cache)
         self.copies = _copy_groups(reader, self.stats.n)

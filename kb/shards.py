@@ -25,6 +25,7 @@ from pathlib import Path
 
 from whoosh import index as whoosh_index
 
+from .abbreviations import definitions
 from .articles import Skipped, die_with_parent, load
 from .documents import article_document
 from .writer import SegmentBuilder
@@ -60,6 +61,8 @@ class Shard:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: Counter = field(default_factory=Counter)
     hashes: dict[str, str] = field(default_factory=dict)
+    #: abbreviations each article defines ("Azure Kubernetes Service (AKS)"), where it defines any
+    definitions: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def build_segments(articles_dir: Path, paths: list[str], gen: Path, workers: int | None = None,
@@ -109,6 +112,10 @@ def _add_all(articles_dir: str, builder: SegmentBuilder, shard: Shard, paths: It
             shard.skipped.append(item)
         else:
             shard.warnings.update(item.warnings)
+            found = definitions("\n".join((item.title, item.info, item.description, item.issue, *item.steps,
+                                            item.body)))
+            if found:
+                shard.definitions[path] = found
             builder.add(article_document(item))
             shard.docs.append((item.path, item.id))
         if progress is not None:

@@ -77,3 +77,22 @@ class Synonyms:
                 if target not in out:
                     out.append(target)
         return out
+
+    def with_abbreviations(self, mined: dict[str, list[str]]) -> "Synonyms":
+        """These rules plus abbreviations the articles define (:mod:`kb.abbreviations`): "aks"
+        also finds "azure kubernetes service" and the long form finds "aks".  The file's own rules
+        win: an abbreviation it defines is taken as the file says."""
+        rules = {key: list(targets) for key, targets in self.rules.items()}
+        for abbr, forms in mined.items():
+            if (abbr,) in self.rules:
+                continue
+            bucket = rules.setdefault((abbr,), [])
+            bucket.extend(f for f in forms if f not in bucket)
+            for form in forms:
+                key = tuple(form.split())
+                if 0 < len(key) <= MAX_RULE_WORDS and key not in self.rules:
+                    back = rules.setdefault(key, [])
+                    if abbr not in back:
+                        back.append(abbr)
+        return Synonyms(rules)
+
