@@ -42,7 +42,7 @@ SOURCES = "sources.json"
 #: articles differently can never serve a mix of old and new extraction.
 SCHEMA_VERSION = 10
 _EXTRACTION_MODULES = ("analysis", "articles", "documents", "htmltext", "index", "markdown", "parse", "payloads",
-                       "properties", "shards", "writer")
+                       "properties", "shards", "whooshcodec", "writer")
 
 
 def _fingerprint() -> str:
