@@ -113,7 +113,7 @@ def child_api(index: str, passes: int) -> dict:
     from kb.web import create_app
     t1 = time.perf_counter()
     kb.search.RESULT_CACHE = 0  # every request computes its search
-    client = create_app({"KB_INDEX": index, "KB_RESULT_CACHE": 0}).test_client()
+    client = create_app({"KB_INDEX": index, "KB_RESULT_CACHE_MB": 0}).test_client()
     client.get("/healthz")
     t2 = time.perf_counter()
     queries = load_queries()

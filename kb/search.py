@@ -8,6 +8,11 @@ Per index generation it keeps one open searcher, the BM25F statistics of :mod:`k
 facet ordinals as arrays (service per document; (document, tag) pairs), so facet counts are one
 ``bincount`` over the matched documents.  It watches ``CURRENT`` and moves to a new generation on
 the next request after a build switches it, without a restart.
+
+A search may carry a deadline (:class:`kb.deadline.Deadline`), checked between the steps of the
+work, in any thread; past it the search raises :class:`SearchTimeout`.  Index files are read
+without memory maps (:func:`kb.whooshcodec.open_index`): a damaged or truncated segment makes
+searches of that generation raise :class:`IndexDamaged` instead of killing the process.
 """
 
 from __future__ import annotations
@@ -21,23 +26,32 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from whoosh import index as whoosh_index
+from whoosh import collectors
 
+from .deadline import NEVER, Deadline, SearchTimeout
 from .generations import CURRENT, FORMAT, LEASE, collect_garbage, current_generation, read_manifest
-from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
 from .highlight import Marker
-from .scoring import FieldStats, read_postings, score_words
+from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
+from .scoring import POSTINGS_CACHE_BYTES, FieldStats, read_postings, score_words
 from .synonyms import Synonyms
+from .whooshcodec import SegmentDamaged, open_index, segment_file_sizes
+
+__all__ = ["IndexDamaged", "IndexMissing", "SearchEngine", "SearchTimeout"]
 
 FACETS = ("service", "tag")
 #: Facet values listed per facet by default (selected values are always listed).
 FACET_LIMIT = 30
-#: Searches whose answers are kept per generation (agents repeat queries; bots retry them).
-RESULT_CACHE = 2048
+#: Bytes of answers kept per generation (agents repeat queries; bots retry them): each answer is
+#: kept as its JSON, and costs its length plus its key.
+RESULT_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class IndexMissing(Exception):
     """No usable index exists in the index directory (none built yet, or an outdated format)."""
+
+
+class IndexDamaged(IndexMissing):
+    """A file of the served generation is damaged (truncated, overwritten): rebuild the index."""
 
 
 class Facet:
@@ -84,7 +98,8 @@ class Facet:
 class Generation:
     """One open index generation: searcher, scoring statistics, facets and a reader's lease."""
 
-    def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0):
+    def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0,
+                 postings_cache: int = POSTINGS_CACHE_BYTES):
         self.path = path
         self.name = path.name
         # A shared lease tells builders this generation is in use (see kb.generations.collect_garbage).
@@ -97,19 +112,37 @@ class Generation:
                 f"the index in {path.parent} was built by another version of kb (format "
                 f"{self.manifest.get('format')}, this kb reads {FORMAT}); rebuild it with `kb index`"
             )
-        self.ix = whoosh_index.open_dir(str(path))
-        self.searcher = self.ix.searcher()
-        reader = self.searcher.reader()
-        self.stats = FieldStats(reader, FIELD_WEIGHTS)
+        try:
+            self.sizes = segment_file_sizes(path)
+            self.ix = open_index(path)
+            self.searcher = self.ix.searcher()
+            reader = self.searcher.reader()
+            self.stats = FieldStats(reader, FIELD_WEIGHTS)
+        except SegmentDamaged as exc:
+            os.close(self._lease)
+            raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+        self.stats.cache_bytes = postings_cache
         self.alive = self.stats.alive
         self.doc_count = int(self.alive.sum())
         self.facets = {name: Facet(reader, name, self.stats.n) for name in FACETS}
         self.queries = QueryBuilder(self.searcher, synonyms)
         # answers to repeated searches; a new generation starts with an empty cache
-        self.results = _LRU(result_cache)
+        self.results = _ByteLRU(result_cache)
         self.copies = _copy_groups(reader, self.stats.n)
         self._articles = None
         self._articles_lock = threading.Lock()
+
+    def check_files(self) -> None:
+        """Raise :class:`IndexDamaged` when a file of this generation changed size since it was
+        opened (Whoosh never rewrites one: it was truncated or overwritten)."""
+        try:
+            now = segment_file_sizes(self.path)
+        except OSError:
+            now = {}
+        changed = sorted(name for name, size in self.sizes.items() if now.get(name) != size)
+        if changed:
+            raise IndexDamaged(f"index file {changed[0]} of {self.name} changed after it was opened "
+                               "(truncated?); rebuild the index with `kb index --full`")
 
     def docnum(self, article_id: str) -> int | None:
         return self.searcher.document_number(id=article_id)
@@ -141,9 +174,12 @@ class SearchEngine:
     """Search an index directory; safe to share between threads."""
 
     def __init__(self, index_dir: str | os.PathLike, synonyms: Synonyms | None = None,
-                 result_cache: int | None = None):
+                 result_cache: int | None = None, postings_cache: int | None = None):
+        """``result_cache`` and ``postings_cache``: bytes of answers and of decoded postings kept
+        per generation (0: none)."""
         self.index_dir = Path(index_dir)
-        self.result_cache = RESULT_CACHE if result_cache is None else result_cache
+        self.result_cache = RESULT_CACHE_BYTES if result_cache is None else result_cache
+        self.postings_cache = POSTINGS_CACHE_BYTES if postings_cache is None else postings_cache
         self.synonyms = synonyms if synonyms is not None else Synonyms.load()
         self._lock = threading.Lock()
         self._gen: Generation | None = None
@@ -177,7 +213,7 @@ class SearchEngine:
                 raise IndexMissing(f"no index in {self.index_dir}; run `kb index` first")
             if self._gen is None or path.name != self._gen.name:
                 try:
-                    self._gen = Generation(path, self.synonyms, self.result_cache)
+                    self._gen = Generation(path, self.synonyms, self.result_cache, self.postings_cache)
                 except Exception:
                     if self._gen is None:
                         raise
@@ -211,7 +247,10 @@ class SearchEngine:
         self._gen = None
 
     def info(self) -> dict:
+        """The served generation and its article count; :class:`IndexDamaged` when one of its
+        files was damaged since it was opened."""
         gen = self.generation()
+        gen.check_files()
         return {"generation": gen.name, "articles": gen.doc_count, "built_at": gen.manifest.get("built_at")}
 
     # -- search ------------------------------------------------------------------------------
@@ -224,6 +263,7 @@ class SearchEngine:
         page: int = 1,
         per_page: int = 10,
         facet_limit: int = FACET_LIMIT,
+        timeout: float | None = None,
     ) -> dict:
         """Search for ``q`` within the selected facet values.
 
@@ -231,22 +271,32 @@ class SearchEngine:
         disjunctive: a facet's counts ignore that facet's own selection, so each says how many
         results selecting that value would give.  Copies of one article (same title and text,
         e.g. one per cloud) follow the first of them, marked ``copy_of``, so pages group them.
+        ``warnings`` says what was left out (a wildcard that matches too many words).  Past
+        ``timeout`` seconds (None or 0: no limit) it raises :class:`SearchTimeout`.
         """
         started = time.perf_counter()
+        deadline = Deadline(timeout)
         gen = self.generation()
         selected = {"service": _norm_values(services), "tag": _norm_values(tags)}
         key = (q, tuple(selected["service"]), tuple(selected["tag"]), page, per_page, facet_limit)
         cached = gen.results.get(key)
         if cached is not None:
-            return _fresh_copy(cached, started)
-        answer = self._search(gen, q, selected, page, per_page, facet_limit)
-        gen.results.put(key, answer)
-        return _fresh_copy(answer, started)
+            out = json.loads(cached)  # a copy of its own for every caller (the web layer adds links)
+        else:
+            try:
+                out, cacheable = self._search(gen, q, selected, page, per_page, facet_limit, deadline)
+            except SegmentDamaged as exc:
+                raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+            if cacheable and gen.results.limit > 0:
+                gen.results.put(key, json.dumps(out, separators=(",", ":")).encode())
+        out["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return out
 
     def _search(self, gen: Generation, q: str, selected: dict[str, list[str]], page: int, per_page: int,
-                facet_limit: int) -> dict:
-        parsed = gen.queries.parse(q)
-        scores, matched = self._match(gen, parsed)
+                facet_limit: int, deadline: Deadline = NEVER) -> tuple[dict, bool]:
+        """The answer, and whether it may be cached (not when the load of the moment shaped it)."""
+        parsed = gen.queries.parse(q, deadline)
+        scores, matched = self._match(gen, parsed, deadline)
         masks = {name: gen.facets[name].selection(values) for name, values in selected.items()}
         final = matched.copy()
         for m in masks.values():
@@ -265,11 +315,12 @@ class SearchEngine:
         start = (page - 1) * per_page
         results: list[dict] = []
         if start < total:
-            ranked = self._ranked(gen, parsed, scores, final, start + per_page)
+            ranked = self._ranked(gen, parsed, scores, final, start + per_page, deadline)
             marker = Marker(parsed.highlight_terms())
             for docnum, score, copy_of in ranked[start:]:
+                deadline.check()
                 results.append(_result(gen, docnum, score, marker, copy_of))
-        return {
+        answer = {
             "query": q,
             "total": total,
             "page": page,
@@ -277,23 +328,26 @@ class SearchEngine:
             "results": results,
             "facets": facets,
             "suggestion": parsed.suggestion,
+            "warnings": parsed.warnings,
         }
+        return answer, parsed.cacheable
 
     @staticmethod
-    def _match(gen: Generation, parsed: Parsed) -> tuple[np.ndarray | None, np.ndarray]:
+    def _match(gen: Generation, parsed: Parsed, deadline: Deadline = NEVER) -> tuple[np.ndarray | None, np.ndarray]:
         """Scores (None when Whoosh ranks or nothing does) and the mask of matching documents."""
         if parsed.words is not None:
-            scores, matched = score_words(gen.stats, parsed.words)
+            scores, matched = score_words(gen.stats, parsed.words, deadline)
             return scores, matched & gen.alive
         matched = np.zeros(gen.stats.n, dtype=bool)
         if parsed.query is None:  # empty query: browse everything
             return None, gen.alive.copy()
-        ids = np.fromiter(gen.searcher.docs_for_query(parsed.query), dtype=np.int64)
+        ids = np.fromiter(_checked(gen.searcher.docs_for_query(parsed.query), deadline), dtype=np.int64)
         matched[ids] = True
         return None, matched & gen.alive
 
     @staticmethod
-    def _ranked(gen: Generation, parsed: Parsed, scores, final: np.ndarray, limit: int) -> list[tuple[int, float | None, int | None]]:
+    def _ranked(gen: Generation, parsed: Parsed, scores, final: np.ndarray, limit: int,
+                deadline: Deadline = NEVER) -> list[tuple[int, float | None, int | None]]:
         """The best ``limit`` results as (docnum, score, docnum of the copy it repeats), best first.
 
         The order is one total order, whatever the page: copies of an article sit right behind the
@@ -302,7 +356,11 @@ class SearchEngine:
         if parsed.query is not None and parsed.words is None:
             # Whoosh ranks syntax queries; a copy is marked when the article it repeats is above it
             allow = None if final.sum() == gen.doc_count else set(np.flatnonzero(final).tolist())
-            res = gen.searcher.search(parsed.query, limit=limit, filter=allow)
+            collector = _DeadlineCollector(gen.searcher.collector(limit=limit), deadline)
+            if allow is not None:
+                collector = collectors.FilterCollector(collector, allow)
+            gen.searcher.search_with_collector(parsed.query, collector)
+            res = collector.results()
             seen: dict[int, int] = {}
             out = []
             for hit in res:
@@ -346,44 +404,76 @@ class SearchEngine:
         docnum = gen.docnum(article_id)
         if docnum is None:
             return None
-        data = json.loads(gen.article_data(docnum))
+        try:
+            data = json.loads(gen.article_data(docnum))
+        except SegmentDamaged as exc:
+            raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
         data.pop("warnings", None)
         data["url"] = article_url(data["id"])
         return data
 
 
-class _LRU:
-    """A small thread-safe LRU map."""
+class _ByteLRU:
+    """A thread-safe LRU map of bytes values, bounded by the bytes it holds."""
 
-    def __init__(self, size: int):
-        self.size = size
-        self._data: OrderedDict = OrderedDict()
+    #: a key tuple of short strings and its OrderedDict link, roughly
+    ENTRY_OVERHEAD = 500
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.held = 0
+        self._data: OrderedDict[tuple, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key):
+    @classmethod
+    def cost(cls, key: tuple, value: bytes) -> int:
+        return cls.ENTRY_OVERHEAD + len(value) + len(key[0])
+
+    def get(self, key: tuple) -> bytes | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key, value) -> None:
-        if self.size <= 0:
+    def put(self, key: tuple, value: bytes) -> None:
+        size = self.cost(key, value)
+        if size > self.limit:
             return
         with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.held -= self.cost(key, old)
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            self.held += size
+            while self.held > self.limit:
+                k, v = self._data.popitem(last=False)
+                self.held -= self.cost(k, v)
 
 
-def _fresh_copy(answer: dict, started: float) -> dict:
-    """A copy of a cached answer that callers may change (the web layer adds links to it)."""
-    out = dict(answer)
-    out["results"] = [dict(r) for r in answer["results"]]
-    out["facets"] = {name: [dict(v) for v in values] for name, values in answer["facets"].items()}
-    out["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    return out
+class _DeadlineCollector(collectors.WrappingCollector):
+    """Checks a :class:`Deadline` between the documents Whoosh collects (as Whoosh's
+    ``TimeLimitCollector(use_alarm=False)`` does, without a timer thread per search)."""
+
+    def __init__(self, child, deadline: Deadline):
+        super().__init__(child)
+        self.deadline = deadline
+
+    def matches(self):
+        return _checked(self.child.matches(), self.deadline)
+
+    def collect_matches(self):
+        collect = self.child.collect
+        for sub_docnum in self.matches():
+            collect(sub_docnum)
+
+
+def _checked(items, deadline: Deadline, every: int = 256):
+    """``items``, with ``deadline`` checked every ``every`` of them."""
+    for i, item in enumerate(items):
+        if not i % every:
+            deadline.check()
+        yield item
 
 
 def article_url(article_id: str) -> str:
