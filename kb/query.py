@@ -56,8 +56,8 @@ MAX_EXPANSIONS = 30
 #: this many and refills this many a second.  A client looping wildcard queries empties it; its
 #: answers then expand less (and say so) while plain searches, which take nothing from it, stay
 #: fast.
-EXPANSION_BUCKET = 24_000
-EXPANSION_REFILL = 8_000
+EXPANSION_BUCKET = 16_000
+EXPANSION_REFILL = 4_000
 #: Typo corrections remembered per index generation.
 CORRECTIONS_CACHE = 4096
 
@@ -375,6 +375,9 @@ class _Expander:
             literal = re.split(r"[*?]", node.text, maxsplit=1)[0]
             if len(literal) < 2:
                 return wq.Term(field, literal, boost=node.boost) if literal else wq.NullQuery
+        if not keep or postings <= 0:  # nothing left to spend: don't even look
+            self.cut[f"{node.text}*" if isinstance(node, wq.Prefix) else str(node.text)] = None
+            return wq.NullQuery
         candidates, scanned, complete = self._candidates(node, scan)
         self.scanned_left -= scanned
         kept: list[str] = []

@@ -43,7 +43,7 @@ FACETS = ("service", "tag")
 FACET_LIMIT = 30
 #: Bytes of answers kept per generation (agents repeat queries; bots retry them): each answer is
 #: kept as its JSON, and costs its length plus its key.
-RESULT_CACHE_BYTES = 32 * 1024 * 1024
+RESULT_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class IndexMissing(Exception):
@@ -119,7 +119,7 @@ class Generation:
             reader = self.searcher.reader()
             self.stats = FieldStats(reader, FIELD_WEIGHTS)
         except SegmentDamaged as exc:
-            os.close(self._lease)
+            self.close()
             raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
         self.stats.cache_bytes = postings_cache
         self.alive = self.stats.alive
@@ -155,13 +155,19 @@ class Generation:
         return self._articles[docnum]
 
     def close(self) -> None:
+        """Close the searcher and release the lease; a second call does nothing (the lease's
+        descriptor number may belong to another file by then)."""
+        searcher, self.searcher = getattr(self, "searcher", None), None
+        lease, self._lease = getattr(self, "_lease", -1), -1
         try:
-            self.searcher.close()
+            if searcher is not None:
+                searcher.close()
         finally:
-            try:
-                os.close(self._lease)  # releases the shared lease
-            except OSError:
-                pass
+            if lease >= 0:
+                try:
+                    os.close(lease)  # releases the shared lease
+                except OSError:
+                    pass
 
     def __del__(self):  # the last request still using an old generation closes it
         try:
@@ -401,10 +407,10 @@ class SearchEngine:
         if not isinstance(article_id, str) or not article_id or len(article_id) > 1000:
             return None
         gen = self.generation()
-        docnum = gen.docnum(article_id)
-        if docnum is None:
-            return None
         try:
+            docnum = gen.docnum(article_id)
+            if docnum is None:
+                return None
             data = json.loads(gen.article_data(docnum))
         except SegmentDamaged as exc:
             raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
