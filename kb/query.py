@@ -225,7 +225,7 @@ class QueryBuilder:
             if notes is not None and notes.query is not None:
                 return notes
             text = " ".join(_WORD_RE.findall(text))
-        parsed = self._plain(text)
+        parsed = self._plain(text, deadline)
         if notes is not None:  # wildcards that expanded to nothing: say why
             parsed.warnings, parsed.cacheable = notes.warnings, notes.cacheable
         return parsed
@@ -245,7 +245,7 @@ class QueryBuilder:
             q = None
         return Parsed(query=q, warnings=expander.warnings(), cacheable=not expander.rationed)
 
-    def _plain(self, text: str) -> Parsed:
+    def _plain(self, text: str, deadline: Deadline = NEVER) -> Parsed:
         """Plain words: each typed word, its typo correction and its synonyms as alternatives."""
         typed = _WORD_RE.findall(text)
         # synonyms are matched on everything typed, stop words included ("out of space")
@@ -257,6 +257,7 @@ class QueryBuilder:
                 continue
             if len(words) >= MAX_WORDS:
                 break
+            deadline.check()  # a typo correction looks through part of the vocabulary
             positions = analyze(word)
             if not positions:
                 continue

@@ -301,3 +301,22 @@ def test_a_truncated_segment_is_refused_at_open(tmp_path, sample_index):
     for path in ("/healthz", "/api/search?q=rdp"):
         r = client.get(path)
         assert r.status_code == 503 and "rebuild" in r.get_json()["message"]
+
+
+def test_kb_serve_answers_503_for_a_segment_truncated_while_it_serves(tmp_path, sample_index):
+    """The real server, 2 gunicorn workers: no 500 and no dead worker, and /healthz tells."""
+    from test_serve import Server
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index, index_dir)
+    with Server("--index", str(index_dir), "--workers", "2") as srv:
+        for _ in range(4):  # both workers open the generation
+            assert srv.json("/api/search?q=rdp")[0] == 200
+        _truncate_a_segment(index_dir)
+        statuses = [srv.get(path)[0] for path in ("/api/search?q=disk+error", "/api/search?q=title:vpn*",
+                                                  "/", "/api/articles/nosuch", "/healthz") for _ in range(3)]
+        health, body = srv.json("/healthz")
+        out = srv.output
+    assert 500 not in statuses, statuses
+    assert health == 503 and "rebuild" in body["message"]
+    assert "SIGBUS" not in out and "Worker (pid" not in out, out
