@@ -54,7 +54,7 @@ class Word:
 
 PART_WEIGHT = 0.5
 #: Bytes of decoded postings kept per generation (arrays, keys and bookkeeping all counted).
-POSTINGS_CACHE_BYTES = 48 * 1024 * 1024
+POSTINGS_CACHE_BYTES = 32 * 1024 * 1024
 #: What a cache entry costs besides its term and arrays (the key tuple and the OrderedDict's
 #: link), and what an ndarray costs besides its data; tracemalloc measures ~150 bytes a miss.
 _ENTRY_OVERHEAD = 160
