@@ -24,7 +24,7 @@ import whoosh
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3Codec, W3Segment, W3TermInfo, _lenfield
 from whoosh.filedb.filestore import FileStorage
 from whoosh.filedb.filetables import OrderedHashWriter
-from whoosh.filedb.structfile import StructFile
+from whoosh.filedb.structfile import BufferFile, StructFile
 from whoosh.system import emptybytes, pack_int as _pack_int, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
@@ -87,6 +87,12 @@ class _Window:
             self.fd = -1
 
 
+#: Parts of a segment read whole into memory when it opens: the term table is looked up a dozen
+#: small reads at a time, several times per typed word (about 7 MB a segment on the real corpus);
+#: the postings, the bulk, are read with pread, once per term.
+_IN_MEMORY = (W3Codec.TERMS_EXT,)
+
+
 class _PreadFile(StructFile):
     """Whoosh's StructFile over a :class:`_Window`; ``get`` (what the codec's readers use for
     random access) reads at a position without moving any shared state."""
@@ -94,9 +100,12 @@ class _PreadFile(StructFile):
     def get(self, position: int, length: int) -> bytes:
         return self.file.pread(position, length)
 
-    def subset(self, offset: int, length: int, name: str | None = None) -> _PreadFile:
+    def subset(self, offset: int, length: int, name: str | None = None) -> StructFile:
         w = self.file
-        return _PreadFile(_Window(w.fd, w.offset + offset, length, name or w.name), name=name or w.name)
+        part = _Window(w.fd, w.offset + offset, length, name or w.name)
+        if part.name.endswith(_IN_MEMORY):
+            return BufferFile(part.pread(0, length), name=part.name)
+        return _PreadFile(part, name=part.name)
 
 
 class _PreadStorage(FileStorage):
