@@ -211,7 +211,7 @@ def run(args, kb_index: str, naive_index: str | None, work: Path) -> dict:
     env = dict(os.environ)
     env.pop("KB_INDEX", None)
     if args.no_result_cache:
-        env["KB_RESULT_CACHE"] = "0"  # every request computes its search
+        env["KB_RESULT_CACHE_MB"] = "0"  # every request computes its search
     result["result_cache"] = not args.no_result_cache
     port = free_port()
     result["kb"] = bench_server(
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: leave the CPUs to the server)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     p.add_argument("--no-result-cache", action="store_true",
-                   help="serve kb with KB_RESULT_CACHE=0, so no answer comes from its result cache")
+                   help="serve kb with KB_RESULT_CACHE_MB=0, so no answer comes from its result cache")
     p.add_argument("--startup-timeout", type=float, default=60, help="seconds to wait for the first answer")
     p.add_argument("--warmup-limit", type=float, default=120, help="seconds the warm-up may take at most")
     p.add_argument("--timeout", type=float, default=900, help="seconds an index build may take")

@@ -8,7 +8,7 @@ semantics.  Every variant runs in a fresh child process, so "cold" really is the
 * kb, first pass ("cold"): the first time each query's terms are read in that process;
 * kb, warm: ``--passes`` more passes; per pass p50/p95/p99 over the queries, median over passes
   (the result cache is off in every kb variant: each search is computed);
-* kb, no postings cache: ``kb.scoring.POSTINGS_CACHE = 0`` before the index opens, so every query
+* kb, no postings cache: ``SearchEngine(index, postings_cache=0)``, so every query
   decodes its postings from the index files (the strict reading of "uncached");
 * kb's JSON API in-process (Flask test client, ``GET /api/search``): what a request costs above
   the search itself (parameter checks, facet links, JSON), without HTTP and gunicorn;
@@ -83,15 +83,10 @@ def _passes(fn, queries, passes: int) -> dict:
 
 def child_kb(index: str, passes: int, postings_cache: bool) -> dict:
     t0 = time.perf_counter()
-    import kb.scoring
-    import kb.search
     from kb.search import SearchEngine
     t1 = time.perf_counter()
     # the targets are for uncached searches: no answer is ever served from kb's result cache
-    kb.search.RESULT_CACHE = 0
-    if not postings_cache:
-        kb.scoring.POSTINGS_CACHE = 0
-    engine = SearchEngine(index)
+    engine = SearchEngine(index, result_cache=0, postings_cache=None if postings_cache else 0)
     engine.generation()
     t2 = time.perf_counter()
     queries = load_queries()
@@ -109,11 +104,10 @@ def child_api(index: str, passes: int) -> dict:
     import re
 
     t0 = time.perf_counter()
-    import kb.search
     from kb.web import create_app
     t1 = time.perf_counter()
-    kb.search.RESULT_CACHE = 0  # every request computes its search
-    client = create_app({"KB_INDEX": index, "KB_RESULT_CACHE": 0}).test_client()
+    # every request computes its search
+    client = create_app({"KB_INDEX": index, "KB_RESULT_CACHE_MB": 0}).test_client()
     client.get("/healthz")
     t2 = time.perf_counter()
     queries = load_queries()
@@ -190,7 +184,7 @@ def run(args, kb_index: str, naive_index: str | None) -> dict:
     log(f"kb in-process, postings cache on: 1 cold + {args.passes} warm passes over {len(qs)} queries")
     result["kb"] = _child(["--child", "kb", "--index", kb_index, "--passes", str(args.passes)], t)
     _log_variant("kb", result["kb"])
-    log("kb in-process, no postings cache (POSTINGS_CACHE = 0)")
+    log("kb in-process, no postings cache (postings_cache=0)")
     result["kb_nocache"] = _child(["--child", "kb-nocache", "--index", kb_index, "--passes", str(args.passes)], t)
     _log_variant("kb, no postings cache", result["kb_nocache"])
     log("kb JSON API in-process (Flask test client, GET /api/search)")

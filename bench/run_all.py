@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=16, help="open connections (default 16)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    p.add_argument("--no-result-cache", action="store_true", help="serve kb with KB_RESULT_CACHE=0")
+    p.add_argument("--no-result-cache", action="store_true", help="serve kb with KB_RESULT_CACHE_MB=0")
     p.add_argument("--startup-timeout", type=float, default=60)
     p.add_argument("--warmup-limit", type=float, default=120)
     p.add_argument("--timeout", type=float, default=900, help="seconds any one build or child may take")

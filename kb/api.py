@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import signal
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from urllib.parse import quote_plus
@@ -23,7 +20,7 @@ from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 from .openapi import openapi_document
 from .render import render_markdown
 from .query import MAX_QUERY_CHARS
-from .search import FACETS, IndexMissing, SearchEngine
+from .search import FACETS, IndexMissing, SearchEngine, SearchTimeout
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
 SEARCH_PARAMS = ("q", *FACETS, "page", "per_page")
@@ -161,49 +158,18 @@ def engine() -> SearchEngine:
     return current_app.extensions["kb_engine"]
 
 
-class SearchTimeout(BaseException):
-    """A search ran past its deadline.
-
-    A BaseException, so no ``except Exception`` inside the search layer can swallow it.
-    """
-
-
 class TooSlow(ServiceUnavailable):
     """A 503 for a search stopped at its deadline; ``q`` is what made it slow."""
 
     parameter = "q"
 
 
-@contextmanager
-def _deadline(seconds: float):
-    """Interrupt the block after ``seconds`` with :class:`SearchTimeout`.
-
-    Only on the main thread, where gunicorn's sync workers (and the test client) run requests;
-    elsewhere (the threaded debug server) the block just runs.  Without this, one pathological
-    query would hold a worker until gunicorn kills it, and the client would get no answer at all.
-    """
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def expired(_signum, _frame):
-        raise SearchTimeout
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _run(method, *args, **kwargs):
-    """Call the engine: a missing index and a search past its deadline become 503s."""
+    """Call the engine: a missing index and a search past its deadline (the engine checks it,
+    kb.deadline) become 503s."""
     seconds = current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT)
     try:
-        with _deadline(seconds):
-            return method(*args, **kwargs)
+        return method(*args, **kwargs)
     except IndexMissing as exc:
         raise ServiceUnavailable(str(exc)) from None
     except SearchTimeout:
@@ -224,7 +190,8 @@ def search_data(params: SearchParams, base: str) -> dict:
     """
     default_pp = current_app.config["KB_PER_PAGE"]
     data = _run(engine().search, params.q, services=params.services, tags=params.tags,
-                page=params.page, per_page=params.per_page, facet_limit=current_app.config["KB_FACET_LIMIT"])
+                page=params.page, per_page=params.per_page, facet_limit=current_app.config["KB_FACET_LIMIT"],
+                timeout=current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT))
 
     def url(p: SearchParams, path: str = base) -> str:
         return _url(path, p, default_pp)

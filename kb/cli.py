@@ -111,7 +111,7 @@ def _api_get(index_dir: str, path: str, params: list[tuple[str, object]] | None 
     scripts and bots see one format, and its errors become one-line messages."""
     from .web import create_app
 
-    app = create_app({"KB_INDEX": index_dir, "KB_RESULT_CACHE": 0})
+    app = create_app({"KB_INDEX": index_dir, "KB_RESULT_CACHE_MB": 0})
     response = app.test_client().get(path, query_string=params or [])
     data = response.get_json(silent=True) or {}
     if response.status_code != 200:

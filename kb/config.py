@@ -23,7 +23,8 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "KB_MAX_PAGE": (MAX_PAGE, "Largest page number a request may ask for."),
     "KB_SEARCH_TIMEOUT": (10.0, "Seconds a search may run before it is stopped with a 503 (0: no limit)."),
     "KB_FACET_LIMIT": (30, "Values listed per facet (selected values always are)."),
-    "KB_RESULT_CACHE": (2048, "Search answers kept per index generation for repeated searches (0: off)."),
+    "KB_RESULT_CACHE_MB": (16.0, "Megabytes of search answers kept per index generation for repeated searches (0: off)."),
+    "KB_POSTINGS_CACHE_MB": (32.0, "Megabytes of decoded postings kept per index generation (0: off)."),
 }
 
 

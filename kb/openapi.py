@@ -96,6 +96,8 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                               "properties": {"facet": _STR, "value": _STR, "remove_url": _STR}},
                 },
                 "suggestion": {**_NULLABLE_STR, "description": "A corrected query (\"Did you mean\")."},
+                "warnings": {"type": "array", "items": _STR,
+                             "description": "What was left out of the query (a wildcard matching too many words)."},
                 "took_ms": {"type": "number"},
                 "links": {
                     "type": "object",

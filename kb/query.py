@@ -11,34 +11,56 @@ empties the results.  On top of that:
 * a word that is in no article is treated as a typo: it is replaced by the closest words of the
   index's vocabulary, and the corrected query is offered as a suggestion ("Did you mean …").
 
-Power users keep Whoosh's syntax: ``field:value``, ``"exact phrase"``, ``-exclude``, ``OR``.
-Broken syntax (``title:(``, a lone ``AND``, unbalanced quotes) is searched as well as possible
-and never raises.
+Power users keep Whoosh's syntax: ``field:value``, ``"exact phrase"``, ``-exclude``, ``OR``,
+``prefix*``.  Broken syntax (``title:(``, a lone ``AND``, unbalanced quotes) is searched as well
+as possible and never raises.  Wildcards are bounded: per query (all of its wildcards together)
+and per worker process (:class:`ExpansionBucket`), so a client looping ``aa* ae* … da*`` gets
+quick answers that say they were cut (``Parsed.warnings``) instead of holding every worker.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from itertools import islice
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from whoosh import qparser
 from whoosh import query as wq
 from whoosh.util.text import utf8decode
 
 from .analysis import STOPWORDS, code_parts, text_analyzer
+from .deadline import NEVER, Deadline, SearchTimeout
 from .noise import strip_noise
 from .scoring import Alternative, Word
 from .synonyms import Synonyms
+from .whooshcodec import multiterm_expansions
 
 #: Queries longer than this are refused by the web API (and cut elsewhere).
 MAX_QUERY_CHARS = 500
 #: Distinct words of a query beyond this are ignored (a pasted message's first 32 words tell enough).
 MAX_WORDS = 32
-#: A wildcard, prefix or fuzzy term looks at this many index terms and keeps the most common few.
-MAX_SCANNED = 5000
+#: Wildcard, prefix and fuzzy terms of one query, all together (Whoosh's parser makes one per
+#: field, six for a plain ``re*``), look at this many index terms, keep at most this many, and
+#: keep only terms whose postings (what Whoosh reads to match and rank them) add up to at most
+#: MAX_EXPANDED_POSTINGS.  Each pattern gets an even share of what the ones before it left.
+#: (Whoosh matches and ranks an OR of expansions at roughly 30 us per posting: 8,000 postings
+#: are a quarter of a second on the real corpus.)
+MAX_SCANNED = 10_000
+MAX_EXPANDED_TERMS = 24
+MAX_EXPANDED_POSTINGS = 8_000
+#: Per pattern (of one field), the most common terms kept.
 MAX_EXPANSIONS = 30
+#: Per worker process: postings that wildcard expansions may read, as a token bucket that holds
+#: this many and refills this many a second.  A client looping wildcard queries empties it; its
+#: answers then expand less (and say so) while plain searches, which take nothing from it, stay
+#: fast.
+EXPANSION_BUCKET = 16_000
+EXPANSION_REFILL = 4_000
+#: Typo corrections remembered per index generation.
+CORRECTIONS_CACHE = 4096
 
 #: Weights of the text fields at query time (the best field of each word counts, plus a share
 #: of the others).  Titles are written to be found; info-bubble text and descriptions are short
@@ -69,8 +91,11 @@ class Parsed:
     words: list[Word] | None = None
     suggestion: str | None = None
     corrections: dict[str, str] = field(default_factory=dict)
-    #: what the searcher should know about how the query was read ("only common words", …)
-    notices: list[str] = field(default_factory=list)
+    #: what the searcher should know about how the query was read: what was left out ("'re*'
+    #: matches too many words: …"), a query of stop words only
+    warnings: list[str] = field(default_factory=list)
+    #: False when the answer depends on the load of the moment (a busy worker expanded less)
+    cacheable: bool = True
 
     def highlight_terms(self) -> frozenset[str]:
         terms: set[str] = set()
@@ -92,7 +117,7 @@ class Parsed:
         if not self.words:
             return []
         firsts = [w.alternatives[0].positions[0][0] for w in self.words if w.alternatives]
-        return list(zip(firsts, firsts[1:]))
+        return list(zip(firsts, firsts[1:], strict=False))
 
 
 def analyze(text: str) -> list[list[str]]:
@@ -136,6 +161,9 @@ class QueryBuilder:
         # "-word" excludes and "+word" requires, as in every web search box
         self._parser.add_plugin(qparser.PlusMinusPlugin())
         self._spell: dict[str, list[tuple[str, int]]] | None = None
+        # per instance (an lru_cache on the method would keep every old generation alive)
+        self._corrections: OrderedDict[str, str | None] = OrderedDict()
+        self._corrections_lock = threading.Lock()
 
     # -- vocabulary --------------------------------------------------------------------------
 
@@ -157,9 +185,21 @@ class QueryBuilder:
             self._spell = buckets
         return self._spell
 
-    @lru_cache(maxsize=4096)
     def correct(self, word: str) -> str | None:
-        """The most frequent vocabulary word within 1 (short words) or 2 edits of ``word``."""
+        """The most frequent vocabulary word within 1 (short words) or 2 edits of ``word``;
+        the last :data:`CORRECTIONS_CACHE` answers are remembered."""
+        with self._corrections_lock:
+            if word in self._corrections:
+                self._corrections.move_to_end(word)
+                return self._corrections[word]
+        fixed = self._correct(word)
+        with self._corrections_lock:
+            self._corrections[word] = fixed
+            while len(self._corrections) > CORRECTIONS_CACHE:
+                self._corrections.popitem(last=False)
+        return fixed
+
+    def _correct(self, word: str) -> str | None:
         from whoosh.support.levenshtein import damerau_levenshtein as distance
 
         word = word.lower()
@@ -179,7 +219,7 @@ class QueryBuilder:
 
     # -- parsing -----------------------------------------------------------------------------
 
-    def parse(self, text: str) -> Parsed:
+    def parse(self, text: str, deadline: Deadline = NEVER) -> Parsed:
         """Parse what the user typed; an empty query means "browse everything".
 
         With Whoosh syntax, Whoosh's parser decides which documents match and the query's
@@ -188,58 +228,49 @@ class QueryBuilder:
         text = strip_noise((text or "")[:MAX_QUERY_CHARS])
         if not text:
             return Parsed()
+        notes = None
         if SYNTAX_RE.search(text):
-            q = self._syntax(text)
-            if q is not None:
-                parsed = self._plain(_positive_words(text))
-                parsed.query = q
+            notes = self._syntax(text, deadline)
+            if notes is not None and notes.query is not None:
+                parsed = self._plain(_positive_words(text), deadline)
+                parsed.query = notes.query
+                parsed.warnings = notes.warnings + parsed.warnings
+                parsed.cacheable = notes.cacheable
                 return parsed
             text = " ".join(_WORD_RE.findall(text))
-        return self._plain(text)
+        parsed = self._plain(text, deadline)
+        if notes is not None:  # wildcards that expanded to nothing: say why
+            parsed.warnings, parsed.cacheable = notes.warnings + parsed.warnings, notes.cacheable
+        return parsed
 
-    def _syntax(self, text: str) -> wq.Query | None:
+    def _syntax(self, text: str, deadline: Deadline) -> Parsed | None:
+        """The Whoosh query of ``text`` (``query`` None when it holds no term), or None when
+        its syntax is broken."""
         try:
-            q = self._parser.parse(text).accept(self._bounded)
+            q = self._parser.parse(text)
+            expander = _Expander(self.reader, q, deadline)
+            q = q.accept(expander.bounded)
+        except SearchTimeout:
+            raise
         except Exception:  # noqa: BLE001 - broken syntax degrades to plain words
             return None
         if q is None or q is wq.NullQuery or not list(q.iter_all_terms()) and not isinstance(q, wq.Every):
-            return None
-        return q
+            q = None
+        return Parsed(query=q, warnings=expander.warnings(), cacheable=not expander.rationed)
 
-    def _bounded(self, node: wq.Query) -> wq.Query:
-        """Replace wildcard, prefix and fuzzy terms by their most frequent expansions.
-
-        Whoosh expands ``c*`` to every term starting with "c" in six fields and scores them all
-        (tens of seconds on the real corpus).  A pattern needs two literal characters before its
-        first wildcard, and keeps at most :data:`MAX_EXPANSIONS` terms, the most common first.
-        """
-        if not isinstance(node, wq.MultiTerm):
-            return node
-        field = node.fieldname
-        if isinstance(node, (wq.Wildcard, wq.Prefix)):
-            literal = re.split(r"[*?]", node.text, maxsplit=1)[0]
-            if len(literal) < 2:
-                return wq.Term(field, literal, boost=node.boost) if literal else wq.NullQuery
-        candidates = list(islice(node._btexts(self.reader), MAX_SCANNED))
-        if not candidates:
-            return wq.NullQuery
-        candidates.sort(key=lambda t: -self.reader.doc_frequency(field, t))
-        terms = [wq.Term(field, utf8decode(t)[0] if isinstance(t, bytes) else t) for t in candidates[:MAX_EXPANSIONS]]
-        return wq.Or(terms, boost=node.boost)
-
-    def _plain(self, text: str) -> Parsed:
+    def _plain(self, text: str, deadline: Deadline = NEVER) -> Parsed:
         """Plain words: each typed word, its typo correction and its synonyms as alternatives.
 
-        Pasted noise (ids, timestamps, URLs, addresses) is dropped first; a code the index does not
-        know is searched as its parts (``AADSTS50055`` -> "aadsts", "50055"; ``RedisTimeoutException``
-        -> "redis", "timeout", "exception"), each a word of its own.
+        A code the index does not know is searched as its parts (``AADSTS50055`` -> "aadsts",
+        "50055"; ``RedisTimeoutException`` -> "redis", "timeout", "exception"), each a word of its
+        own.
         """
         typed = _WORD_RE.findall(text)
         # synonyms are matched on everything typed, stop words included ("out of space")
         lowered = [w.lower() for w in typed]
         words: list[Word] = []
         corrections: dict[str, str] = {}
-        notices: list[str] = []
+        warnings: list[str] = []
         seen: set[str] = set()
 
         def add(word: str, alternatives: list[Alternative]) -> None:
@@ -251,6 +282,9 @@ class QueryBuilder:
         for i, word in enumerate(typed):
             if lowered[i] in STOPWORDS:
                 continue
+            if len(words) >= MAX_WORDS:
+                break
+            deadline.check()  # a typo correction looks through part of the vocabulary
             positions = analyze(word)
             if not positions:
                 continue
@@ -278,12 +312,12 @@ class QueryBuilder:
                 alternatives.append(Alternative(positions))
             add(word, alternatives)
         if typed and not words:
-            notices.append("Only very common words were typed (" + ", ".join(dict.fromkeys(lowered))[:80]
+            warnings.append("Only very common words were typed (" + ", ".join(dict.fromkeys(lowered))[:80]
                            + "); add a word that describes the problem.")
         suggestion = None
         if corrections:
             suggestion = " ".join(corrections.get(w, w) for w in typed)
-        return Parsed(words=words, suggestion=suggestion, corrections=corrections, notices=notices)
+        return Parsed(words=words, suggestion=suggestion, corrections=corrections, warnings=warnings)
 
 
 def _positive_words(text: str) -> str:
@@ -292,3 +326,142 @@ def _positive_words(text: str) -> str:
     words = [w for w in re.split(r"\s+", text) if w and not re.search(r"[*?~]", w)]
     text = " ".join(re.sub(r"^\+|\w+:|\^[\d.]+", "", w) for w in words)
     return " ".join(w for w in _WORD_RE.findall(text) if w not in ("AND", "OR", "NOT"))
+
+
+class ExpansionBucket:
+    """A token bucket of postings that wildcard expansions may read in this process.
+
+    One client looping expensive wildcard queries would otherwise hold a worker's CPU (and, with
+    two such clients, every worker's); taking from a bucket that refills at a fixed rate caps the
+    CPU that wildcards get, whoever sends them, while queries without wildcards never wait.
+    """
+
+    def __init__(self, capacity: int = EXPANSION_BUCKET, refill: float = EXPANSION_REFILL):
+        self.capacity = capacity
+        self.refill = refill
+        self._level = float(capacity)
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """Up to ``wanted`` tokens, fewer (even none) when the bucket is low."""
+        with self._lock:
+            now = time.monotonic()
+            self._level = min(self.capacity, self._level + (now - self._at) * self.refill)
+            self._at = now
+            granted = int(min(wanted, self._level))
+            self._level -= granted
+            return granted
+
+    def give_back(self, unused: int) -> None:
+        with self._lock:
+            self._level = min(self.capacity, self._level + unused)
+
+
+#: The bucket of this process (each gunicorn worker has its own after the fork).
+BUCKET = ExpansionBucket()
+
+
+class _Expander:
+    """Replaces a parsed query's wildcard, prefix and fuzzy terms by their most common expansions,
+    within one budget for the whole query (:data:`MAX_SCANNED`, :data:`MAX_EXPANDED_TERMS`,
+    :data:`MAX_EXPANDED_POSTINGS`) and what the worker's :data:`BUCKET` grants.
+
+    Whoosh expands ``c*`` to every term starting with "c" in six fields and matches and scores
+    them all (tens of seconds on the real corpus; sixteen 2-letter prefixes in one query, minutes).
+    A pattern needs two literal characters before its first wildcard; each pattern then gets an
+    even share of the budget left by the ones before it and keeps its most common terms that fit.
+    """
+
+    def __init__(self, reader, q: wq.Query, deadline: Deadline):
+        self.reader = reader
+        self.deadline = deadline
+        self.patterns = sum(1 for leaf in q.leaves() if isinstance(leaf, wq.MultiTerm))
+        self.scanned_left = MAX_SCANNED
+        self.terms_left = MAX_EXPANDED_TERMS
+        self.postings_left = 0
+        self.rationed = False
+        self.cut: dict[str, None] = {}
+        if self.patterns:
+            self.postings_left = BUCKET.take(MAX_EXPANDED_POSTINGS)
+            self.rationed = self.postings_left < MAX_EXPANDED_POSTINGS
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.cut:
+            shown = ", ".join(repr(p) for p in self.cut)
+            verb = "matches" if len(self.cut) == 1 else "match"
+            out.append(f"{shown} {verb} too many words; only some of them were searched")
+        if self.rationed:
+            out.append("many wildcard searches are running: wildcards (*, ?) were expanded less than usual; "
+                       "try again in a moment or type whole words")
+        return out
+
+    def bounded(self, node: wq.Query) -> wq.Query:
+        if not isinstance(node, wq.MultiTerm):
+            return node
+        share = max(1, self.patterns)
+        self.patterns -= 1
+        try:
+            return self._expand(node, share)
+        finally:
+            if not self.patterns:  # the last pattern: what nobody used goes back to the bucket
+                BUCKET.give_back(self.postings_left)
+                self.postings_left = 0
+
+    def _expand(self, node: wq.MultiTerm, share: int) -> wq.Query:
+        self.deadline.check()
+        scan = self.scanned_left // share
+        keep = min(MAX_EXPANSIONS, max(1, self.terms_left // share)) if self.terms_left > 0 else 0
+        postings = self.postings_left // share
+        field = node.fieldname
+        if isinstance(node, (wq.Wildcard, wq.Prefix)):
+            literal = re.split(r"[*?]", node.text, maxsplit=1)[0]
+            if len(literal) < 2:
+                return wq.Term(field, literal, boost=node.boost) if literal else wq.NullQuery
+        if not keep or postings <= 0:  # nothing left to spend: don't even look
+            self.cut[f"{node.text}*" if isinstance(node, wq.Prefix) else str(node.text)] = None
+            return wq.NullQuery
+        candidates, scanned, complete = self._candidates(node, scan)
+        self.scanned_left -= scanned
+        kept: list[str] = []
+        used = 0
+        # the most common terms first; one too common for what is left is skipped
+        for df, term in sorted(((self.reader.doc_frequency(field, t), t) for t in candidates), reverse=True):
+            if len(kept) >= keep:
+                break
+            if df <= postings - used:
+                kept.append(term)
+                used += df
+        self.terms_left -= len(kept)
+        self.postings_left -= used
+        if not complete or len(kept) < len(candidates):
+            self.cut[f"{node.text}*" if isinstance(node, wq.Prefix) else str(node.text)] = None
+        if not kept:
+            return wq.NullQuery
+        return wq.Or([wq.Term(field, t) for t in kept], boost=node.boost)
+
+    def _candidates(self, node: wq.MultiTerm, scan: int) -> tuple[list[str], int, bool]:
+        """Up to ``scan`` index terms looked at: (the matching ones, how many were looked at,
+        whether that was all of them)."""
+        field = node.fieldname
+        if isinstance(node, wq.Prefix):
+            source, match = self.reader.expand_prefix(field, node.text), None
+        elif isinstance(node, wq.Wildcard):
+            literal = re.split(r"[*?]", node.text, maxsplit=1)[0]
+            source = self.reader.expand_prefix(field, literal)
+            match = re.compile(fnmatch.translate(node.text)).match
+        else:  # fuzzy or regex terms (the parser makes none unless a plugin is added)
+            source, match = multiterm_expansions(node, self.reader), None
+        out: list[str] = []
+        scanned = 0
+        for btext in source:
+            if scanned >= scan:
+                return out, scanned, False
+            scanned += 1
+            if not scanned % 256:
+                self.deadline.check()
+            text = utf8decode(btext)[0] if isinstance(btext, bytes) else btext
+            if match is None or match(text):
+                out.append(text)
+        return out, scanned, True

@@ -9,26 +9,20 @@ and length-normalised, then saturated once), the words are combined with a coord
 the best candidates by re-reading their short stored fields.
 
 Per generation we keep field-length norms and the document masks; postings are read block by
-block straight from Whoosh's W3 codec (the version is pinned) into arrays.
+block straight from Whoosh's W3 codec (:mod:`kb.whooshcodec`) into arrays.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
-import struct
+import sys
 import threading
-import zlib
-from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, WHOOSH3_HEADER_MAGIC, W3TermInfo, _lenfield
-from whoosh.util.numeric import byte_to_length
-
-from .writer import BLOCK_HEAD, BLOCK_HEAD_SIZE
+from .deadline import Deadline
+from .whooshcodec import deleted_docs, field_lengths, segment_postings
 
 #: BM25F parameters.  b per field: titles and summaries are short and of similar length, so
 #: length matters less there than in bodies.
@@ -62,8 +56,15 @@ class Word:
 
 
 PART_WEIGHT = 0.5
-#: Decoded postings kept per generation (document numbers; 8 bytes each with the frequency).
-POSTINGS_CACHE = 4_000_000
+#: Bytes of decoded postings kept per generation (arrays, keys and bookkeeping all counted).
+POSTINGS_CACHE_BYTES = 32 * 1024 * 1024
+#: What a cache entry costs besides its term and arrays (the key tuple and the OrderedDict's
+#: link), and what an ndarray costs besides its data; tracemalloc measures ~150 bytes a miss.
+_ENTRY_OVERHEAD = 160
+_ARRAY_OVERHEAD = 112
+_NOTHING = (np.empty(0, np.int32), np.empty(0, np.float32))  # one shared answer for every miss
+for _a in _NOTHING:
+    _a.flags.writeable = False
 
 
 class FieldStats:
@@ -75,27 +76,27 @@ class FieldStats:
         self.n = reader.doc_count_all()
         self.alive = np.ones(self.n, dtype=bool)
         for segreader, base in reader.leaf_readers():
-            if segreader.has_deletions():  # one call a segment, not one a document
-                deleted = np.fromiter(segreader._perdoc.deleted_docs(), dtype=np.int64)
-                self.alive[deleted + base] = False
+            self.alive[deleted_docs(segreader) + base] = False
         alive_ids = np.flatnonzero(self.alive)
         self.live = alive_ids.size
         self.norms: dict[str, np.ndarray] = {}
         for f in fields:
-            lengths = np.concatenate([_field_lengths(seg, f) for seg, _base in reader.leaf_readers()] or [np.zeros(0)])
+            lengths = np.concatenate([field_lengths(seg, f) for seg, _base in reader.leaf_readers()] or [np.zeros(0)])
             avg = float(lengths[self.alive].mean()) if alive_ids.size else 1.0
             b = B.get(f, 0.75)
             self.norms[f] = (1.0 - b + b * lengths / max(avg, 1.0)).astype(np.float32)
         self._cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._cached = 0
+        self._cached = 0  # bytes
+        self.cache_bytes = POSTINGS_CACHE_BYTES
         self._lock = threading.Lock()
 
     def postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         """Document numbers and term frequencies of ``term`` in ``field`` (deleted documents included).
 
-        Decoded postings are kept in a per-generation LRU bounded by ``POSTINGS_CACHE`` entries:
-        decoding Whoosh's pickled blocks costs far more than scoring them, and the words agents
-        type repeat all day.
+        Decoded postings are kept in a per-generation LRU bounded by ``cache_bytes``
+        (:data:`POSTINGS_CACHE_BYTES`): decoding Whoosh's pickled blocks costs far more than
+        scoring them, and the words agents type repeat all day.  Misses are kept too (a typed
+        word is looked up in six fields), and cost their key and bookkeeping.
         """
         key = (field, term)
         with self._lock:
@@ -104,13 +105,15 @@ class FieldStats:
                 self._cache.move_to_end(key)
                 return hit
         found = read_postings(self.reader, field, term)
+        if not found[0].size:
+            found = _NOTHING
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = found
-                self._cached += found[0].size + 1
-                while self._cached > POSTINGS_CACHE and len(self._cache) > 1:
-                    _, (ids, _w) = self._cache.popitem(last=False)
-                    self._cached -= ids.size + 1
+                self._cached += _entry_bytes(key, found)
+                while self._cached > self.cache_bytes and self._cache:
+                    old_key, old = self._cache.popitem(last=False)
+                    self._cached -= _entry_bytes(old_key, old)
         return found
 
     def term_tf(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -147,27 +150,12 @@ class FieldStats:
         return (idf * tf * (K1 + 1.0) / (tf + K1)).astype(np.float32), short, idf
 
 
-_LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float32)
-_LENGTH_OF_BYTE[0] = 0.0
-
-
-def _field_lengths(segreader, field: str) -> np.ndarray:
-    """Every document's length of ``field`` in one segment.
-
-    Whoosh keeps lengths as one byte per document in a column; reading that column's bytes in one
-    slice (instead of one call per document, a third of a second on the real corpus) is what
-    makes opening a generation fast.
-    """
-    n = segreader.doc_count_all()
-    perdoc = getattr(segreader, "_perdoc", None)
-    column = perdoc._cached_reader(_lenfield(field), LENGTHS_COLUMN) if perdoc is not None else None
-    if column is None:
-        return np.zeros(n, dtype=np.float32)
-    raw = np.zeros(n, dtype=np.uint8)  # documents past the column's end have length 0
-    stored = min(column._count, n)
-    if stored:
-        raw[:stored] = np.frombuffer(column._dbfile.get(column._basepos, stored), dtype=np.uint8)
-    return _LENGTH_OF_BYTE[raw]
+def _entry_bytes(key: tuple[str, str], found: tuple[np.ndarray, np.ndarray]) -> int:
+    """What one postings-cache entry holds in memory (the shared miss answer costs nothing)."""
+    size = _ENTRY_OVERHEAD + sys.getsizeof(key[1])
+    if found is not _NOTHING:
+        size += found[0].nbytes + found[1].nbytes + 2 * _ARRAY_OVERHEAD
+    return size
 
 
 def read_postings(reader, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
@@ -176,83 +164,12 @@ def read_postings(reader, field: str, term: str) -> tuple[np.ndarray, np.ndarray
     ids_parts: list[np.ndarray] = []
     w_parts: list[np.ndarray] = []
     for segreader, base in reader.leaf_readers():
-        found = _segment_postings(segreader, field, term)
+        found = segment_postings(segreader, field, term)
         if found is not None and found[0].size:
             ids_parts.append(found[0] + base)
             w_parts.append(found[1])
     if not ids_parts:
         return np.empty(0, np.int32), np.empty(0, np.float32)
-    if len(ids_parts) == 1:
-        return ids_parts[0], w_parts[0]
-    return np.concatenate(ids_parts), np.concatenate(w_parts)
-
-
-_INT = struct.Struct("!i")  # a W3 block's length (negative for the last block of a term)
-_BININT = struct.Struct("<i")
-
-
-def _segment_postings(segreader, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Document numbers and weights of ``term`` in one segment (deleted documents included: the
-    alive mask removes them later); None when the segment does not have it.
-
-    Whoosh's W3 postings are read straight from the postings file, a block (up to 1,024 postings,
-    kb.writer) at a time: of a block kb wrote, only the document-number deltas and the weights
-    are loaded, as two arrays (:func:`kb.writer.block_data`), and NumPy sums the deltas up, where
-    Whoosh's matcher would load every posting's positions too and decode them one by one.  Blocks
-    Whoosh wrote (an incremental build's) are loaded whole.
-    """
-    # W3TermsReader: the codec of every segment kb or Whoosh 2.7.4 writes; an index without
-    # documents has an EmptyReader with no terms at all
-    terms = getattr(segreader, "_terms", None)
-    if terms is None:
-        return None
-    try:
-        # W3TermsReader.term_info, without raising for the many (field, term) pairs a query
-        # looks up in vain
-        raw = terms._tindex.get(terms._keycoder(field, term.encode("utf-8")))
-    except KeyError:  # no term of this field in the segment
-        return None
-    if raw is None:
-        return None
-    info = W3TermInfo.from_bytes(raw)
-    if info.is_inlined():
-        ids, weights, _values = info.inlined_postings()
-        return np.asarray(ids, dtype=np.int32), np.asarray(weights, dtype=np.float32)
-    offset, length = info.extent()
-    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves the length in a 1-tuple
-        length = length[0]
-    buf = terms._postfile.get(offset, length)
-    stream = io.BytesIO(buf)
-    ids_parts: list[np.ndarray] = []
-    w_parts: list[np.ndarray] = []
-    pos = len(WHOOSH3_HEADER_MAGIC)
-    while True:
-        (size,) = _INT.unpack_from(buf, pos)
-        pos += _INT.size
-        end = pos + abs(size)
-        stream.seek(pos)
-        count, _maxid, _maxweight, compression, _minlen, _maxlen = pickle.load(stream)
-        data = buf[stream.tell():end]
-        if compression:
-            data = zlib.decompress(data)
-        if data.startswith(BLOCK_HEAD) and data[BLOCK_HEAD_SIZE - 1:BLOCK_HEAD_SIZE] == b"0":
-            # kb's layout (kb.writer.block_data): load what comes before the values
-            values_at = _BININT.unpack_from(data, len(BLOCK_HEAD))[0]
-            deltas, weights = pickle.loads(data[:values_at] + b"\x86.")  # TUPLE2, STOP
-        else:
-            deltas, weights, _values = pickle.loads(data)
-        if isinstance(deltas, array):
-            deltas = np.frombuffer(deltas, dtype=np.uint32)
-        ids_parts.append(np.cumsum(deltas, dtype=np.int32))  # document numbers fit in 31 bits
-        if weights is None:
-            w_parts.append(np.ones(count, dtype=np.float32))
-        elif isinstance(weights, float):
-            w_parts.append(np.full(count, weights, dtype=np.float32))
-        else:
-            w_parts.append(np.asarray(weights, dtype=np.float32))
-        if size < 0:
-            break
-        pos = end
     if len(ids_parts) == 1:
         return ids_parts[0], w_parts[0]
     return np.concatenate(ids_parts), np.concatenate(w_parts)
@@ -271,7 +188,7 @@ class Scored:
     word_masks: list[tuple[str, np.ndarray]]
 
 
-def score_words(stats: FieldStats, words: list[Word]) -> Scored:
+def score_words(stats: FieldStats, words: list[Word], deadline: Deadline | None = None) -> Scored:
     """Scores of all documents for the typed words.
 
     Each word scores the best of its alternatives (the word itself, a typo correction, a synonym,
@@ -280,7 +197,7 @@ def score_words(stats: FieldStats, words: list[Word]) -> Scored:
     matches: each word counts by its IDF, so an article matching the two rare words of a long
     message beats one matching its five common ones ("since", "production", "yesterday").  It is
     raised by the (IDF-weighted) share of words the short fields hold.  Words no document has carry
-    no information and count for nothing.
+    no information and count for nothing.  ``deadline`` is checked before each term.
     """
     n = stats.n
     total = np.zeros(n, dtype=np.float32)
@@ -290,6 +207,8 @@ def score_words(stats: FieldStats, words: list[Word]) -> Scored:
 
     def term_score(t: str):
         if t not in cache:
+            if deadline is not None:
+                deadline.check()
             cache[t] = stats.score_term(t)
         return cache[t]
 

@@ -8,6 +8,11 @@ Per index generation it keeps one open searcher, the BM25F statistics of :mod:`k
 facet ordinals as arrays (service per document; (document, tag) pairs), so facet counts are one
 ``bincount`` over the matched documents.  It watches ``CURRENT`` and moves to a new generation on
 the next request after a build switches it, without a restart.
+
+A search may carry a deadline (:class:`kb.deadline.Deadline`), checked between the steps of the
+work, in any thread; past it the search raises :class:`SearchTimeout`.  Index files are read
+without memory maps (:func:`kb.whooshcodec.open_index`): a damaged or truncated segment makes
+searches of that generation raise :class:`IndexDamaged` instead of killing the process.
 """
 
 from __future__ import annotations
@@ -22,23 +27,27 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from whoosh import index as whoosh_index
 from whoosh import query as wq
 
 from .abbreviations import read_abbreviations
+from .deadline import NEVER, Deadline, SearchTimeout
 from .generations import CURRENT, FORMAT, LEASE, collect_garbage, load_manifest, outdated, readable, served_generation
-from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
 from .highlight import Marker
-from .scoring import FieldStats, Scored, read_postings, score_words
+from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
+from .scoring import POSTINGS_CACHE_BYTES, FieldStats, Scored, read_postings, score_words
 from .synonyms import Synonyms
+from .whooshcodec import SegmentDamaged, open_index, segment_file_sizes
+
+__all__ = ["IndexDamaged", "IndexMissing", "SearchEngine", "SearchTimeout"]
 
 logger = logging.getLogger("kb")
 
 FACETS = ("service", "tag")
 #: Facet values listed per facet by default (selected values are always listed).
 FACET_LIMIT = 30
-#: Searches whose answers are kept per generation (agents repeat queries; bots retry them).
-RESULT_CACHE = 2048
+#: Bytes of answers kept per generation (agents repeat queries; bots retry them): each answer is
+#: kept as its JSON, and costs its length plus its key.
+RESULT_CACHE_BYTES = 16 * 1024 * 1024
 #: Article types that answer no question themselves, and how far they are ranked down unless the
 #: query names them: questionnaires that scope a support case, lists of support topics, advisor
 #: and health-event metadata.  Measured on the tune half of eval/queries.json.
@@ -65,6 +74,10 @@ class IndexMissing(Exception):
 
 class GenerationGone(Exception):
     """The generation was removed by a sweep before it could be opened."""
+
+
+class IndexDamaged(IndexMissing):
+    """A file of the served generation is damaged (truncated, overwritten): rebuild the index."""
 
 
 class Facet:
@@ -111,7 +124,8 @@ class Facet:
 class Generation:
     """One open index generation: searcher, scoring statistics, facets and a reader's lease."""
 
-    def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0, warning: str = ""):
+    def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0, warning: str = "",
+                 postings_cache: int = POSTINGS_CACHE_BYTES):
         self.path = path
         self.name = path.name
         # A shared lease tells sweeps this generation is in use (see kb.generations.sweep).
@@ -147,16 +161,22 @@ class Generation:
         except BaseException:
             os.close(self._lease)
             raise
-        self.ix = whoosh_index.open_dir(str(path))
-        self.searcher = self.ix.searcher()
-        reader = self.searcher.reader()
-        self.stats = FieldStats(reader, FIELD_WEIGHTS)
+        try:
+            self.sizes = segment_file_sizes(path)
+            self.ix = open_index(path)
+            self.searcher = self.ix.searcher()
+            reader = self.searcher.reader()
+            self.stats = FieldStats(reader, FIELD_WEIGHTS)
+        except SegmentDamaged as exc:
+            self.close()
+            raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+        self.stats.cache_bytes = postings_cache
         self.alive = self.stats.alive
         self.doc_count = int(self.alive.sum())
         self.facets = {name: Facet(reader, name, self.stats.n) for name in FACETS}
         self.queries = QueryBuilder(self.searcher, synonyms.with_abbreviations(read_abbreviations(path)))
         # answers to repeated searches; a new generation starts with an empty cache
-        self.results = _LRU(result_cache)
+        self.results = _ByteLRU(result_cache)
         self.copies = _copy_groups(reader, self.stats.n)
         # the copy that leads its group on a tie: the public cloud's
         self.preferred = np.zeros(self.stats.n, dtype=bool)
@@ -176,6 +196,18 @@ class Generation:
                                     for p in a.positions for t in p)
         return self._no_prior if asks else self._prior
 
+    def check_files(self) -> None:
+        """Raise :class:`IndexDamaged` when a file of this generation changed size since it was
+        opened (Whoosh never rewrites one: it was truncated or overwritten)."""
+        try:
+            now = segment_file_sizes(self.path)
+        except OSError:
+            now = {}
+        changed = sorted(name for name, size in self.sizes.items() if now.get(name) != size)
+        if changed:
+            raise IndexDamaged(f"index file {changed[0]} of {self.name} changed after it was opened "
+                               "(truncated?); rebuild the index with `kb index --full`")
+
     def docnum(self, article_id: str) -> int | None:
         return self.searcher.document_number(id=article_id)
 
@@ -187,13 +219,19 @@ class Generation:
         return self._articles[docnum]
 
     def close(self) -> None:
+        """Close the searcher and release the lease; a second call does nothing (the lease's
+        descriptor number may belong to another file by then)."""
+        searcher, self.searcher = getattr(self, "searcher", None), None
+        lease, self._lease = getattr(self, "_lease", -1), -1
         try:
-            self.searcher.close()
+            if searcher is not None:
+                searcher.close()
         finally:
-            try:
-                os.close(self._lease)  # releases the shared lease
-            except OSError:
-                pass
+            if lease >= 0:
+                try:
+                    os.close(lease)  # releases the shared lease
+                except OSError:
+                    pass
 
     def __del__(self):  # the last request still using an old generation closes it
         try:
@@ -206,9 +244,12 @@ class SearchEngine:
     """Search an index directory; safe to share between threads."""
 
     def __init__(self, index_dir: str | os.PathLike, synonyms: Synonyms | None = None,
-                 result_cache: int | None = None):
+                 result_cache: int | None = None, postings_cache: int | None = None):
+        """``result_cache`` and ``postings_cache``: bytes of answers and of decoded postings kept
+        per generation (0: none)."""
         self.index_dir = Path(index_dir)
-        self.result_cache = RESULT_CACHE if result_cache is None else result_cache
+        self.result_cache = RESULT_CACHE_BYTES if result_cache is None else result_cache
+        self.postings_cache = POSTINGS_CACHE_BYTES if postings_cache is None else postings_cache
         self.synonyms = synonyms if synonyms is not None else Synonyms.load()
         self._lock = threading.Lock()
         self._gen: Generation | None = None
@@ -244,7 +285,7 @@ class SearchEngine:
                 if self._gen is not None and path.name == self._gen.name:
                     break
                 try:
-                    self._gen = Generation(path, self.synonyms, self.result_cache, warning)
+                    self._gen = Generation(path, self.synonyms, self.result_cache, warning, self.postings_cache)
                     break
                 except GenerationGone:
                     continue  # swept between CURRENT and its lease: CURRENT names a newer one now
@@ -285,7 +326,10 @@ class SearchEngine:
         self._gen = None
 
     def info(self) -> dict:
+        """The served generation and its article count; :class:`IndexDamaged` when one of its
+        files was damaged since it was opened."""
         gen = self.generation()
+        gen.check_files()
         return {"generation": gen.name, "articles": gen.doc_count, "built_at": gen.manifest.get("built_at"),
                 "warnings": list(gen.warnings)}
 
@@ -299,29 +343,41 @@ class SearchEngine:
         page: int = 1,
         per_page: int = 10,
         facet_limit: int = FACET_LIMIT,
+        timeout: float | None = None,
     ) -> dict:
         """Search for ``q`` within the selected facet values.
 
         Several values of one facet combine with OR, different facets with AND.  Facet counts are
         disjunctive: a facet's counts ignore that facet's own selection, so each says how many
         results selecting that value would give.  Copies of one article (same title and text,
-        e.g. one per cloud) follow the first of them, marked ``copy_of``, so pages group them.
+        e.g. one per cloud) are one result, listing the others under ``copies``; ``total`` counts
+        articles, ``total_groups`` results, ``total_all_words`` the articles holding every word.
+        ``warnings`` says what was left out (a wildcard that matches too many words).  Past
+        ``timeout`` seconds (None or 0: no limit) it raises :class:`SearchTimeout`.
         """
         started = time.perf_counter()
+        deadline = Deadline(timeout)
         gen = self.generation()
         selected = {"service": _norm_values(services), "tag": _norm_values(tags)}
         key = (q, tuple(selected["service"]), tuple(selected["tag"]), page, per_page, facet_limit)
         cached = gen.results.get(key)
         if cached is not None:
-            return _fresh_copy(cached, started)
-        answer = self._search(gen, q, selected, page, per_page, facet_limit)
-        gen.results.put(key, answer)
-        return _fresh_copy(answer, started)
+            out = json.loads(cached)  # a copy of its own for every caller (the web layer adds links)
+        else:
+            try:
+                out, cacheable = self._search(gen, q, selected, page, per_page, facet_limit, deadline)
+            except SegmentDamaged as exc:
+                raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+            if cacheable and gen.results.limit > 0:
+                gen.results.put(key, json.dumps(out, separators=(",", ":")).encode())
+        out["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return out
 
     def _search(self, gen: Generation, q: str, selected: dict[str, list[str]], page: int, per_page: int,
-                facet_limit: int) -> dict:
-        parsed = gen.queries.parse(q)
-        scored, matched = self._match(gen, parsed)
+                facet_limit: int, deadline: Deadline = NEVER) -> tuple[dict, bool]:
+        """The answer, and whether it may be cached (not when the load of the moment shaped it)."""
+        parsed = gen.queries.parse(q, deadline)
+        scored, matched = self._match(gen, parsed, deadline)
         masks = {name: gen.facets[name].selection(values) for name, values in selected.items()}
         final = matched.copy()
         for m in masks.values():
@@ -341,14 +397,15 @@ class SearchEngine:
         results: list[dict] = []
         groups = 0
         if total:
-            ranked, groups = self._ranked(gen, parsed, scored, final, start + per_page)
+            ranked, groups = self._ranked(gen, parsed, scored, final, start + per_page, deadline)
             marker = Marker(parsed.highlight_terms())
             for docnum, score, copies in ranked[start:]:
+                deadline.check()
                 result = _result(gen, docnum, score, marker, copies)
                 if scored is not None and len(scored.word_masks) > 1:
                     result["missing"] = [w for w, m in scored.word_masks if not m[docnum]]
                 results.append(result)
-        return {
+        answer = {
             "query": q,
             "total": total,
             # articles holding every searched word (the rest match only some of them)
@@ -360,18 +417,19 @@ class SearchEngine:
             "results": results,
             "facets": facets,
             "suggestion": parsed.suggestion,
-            "notices": parsed.notices,
+            "warnings": parsed.warnings,
         }
+        return answer, parsed.cacheable
 
     @staticmethod
-    def _match(gen: Generation, parsed: Parsed) -> tuple[Scored | None, np.ndarray]:
+    def _match(gen: Generation, parsed: Parsed, deadline: Deadline = NEVER) -> tuple[Scored | None, np.ndarray]:
         """kb's scores of the typed words (None when browsing) and the mask of matching documents.
 
         Whoosh syntax only decides which documents match (required, excluded, phrase, field); the
         words of the query are scored by kb's ranker either way, with synonyms, code parts and
         typo alternatives, so adding ``-zzz`` to a query never reorders its results.
         """
-        scored = score_words(gen.stats, parsed.words) if parsed.words is not None else None
+        scored = score_words(gen.stats, parsed.words, deadline) if parsed.words is not None else None
         if parsed.query is None:
             if scored is None:  # empty query: browse everything
                 return None, gen.alive.copy()
@@ -387,11 +445,11 @@ class SearchEngine:
                         for position in alt.positions:
                             for term in position:
                                 by_term.setdefault(term, masks[word.text])
-        return scored, _syntax_mask(gen, parsed.query, by_term) & gen.alive
+        return scored, _syntax_mask(gen, parsed.query, by_term, deadline) & gen.alive
 
     @staticmethod
-    def _ranked(gen: Generation, parsed: Parsed, scored: Scored | None, final: np.ndarray,
-                limit: int) -> tuple[list[tuple[int, float | None, list[int]]], int]:
+    def _ranked(gen: Generation, parsed: Parsed, scored: Scored | None, final: np.ndarray, limit: int,
+                deadline: Deadline = NEVER) -> tuple[list[tuple[int, float | None, list[int]]], int]:
         """The best ``limit`` results as (docnum, score, docnums of its copies), best first, and
         how many results (copies folded) there are in all.
 
@@ -445,47 +503,62 @@ class SearchEngine:
         if not isinstance(article_id, str) or not article_id or len(article_id) > 1000:
             return None
         gen = self.generation()
-        docnum = gen.docnum(article_id)
-        if docnum is None:
-            return None
-        data = json.loads(gen.article_data(docnum))
+        try:
+            docnum = gen.docnum(article_id)
+            if docnum is None:
+                return None
+            data = json.loads(gen.article_data(docnum))
+        except SegmentDamaged as exc:
+            raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
         data.pop("warnings", None)
         data["url"] = article_url(data["id"])
         return data
 
 
-class _LRU:
-    """A small thread-safe LRU map."""
+class _ByteLRU:
+    """A thread-safe LRU map of bytes values, bounded by the bytes it holds."""
 
-    def __init__(self, size: int):
-        self.size = size
-        self._data: OrderedDict = OrderedDict()
+    #: a key tuple of short strings and its OrderedDict link, roughly
+    ENTRY_OVERHEAD = 500
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.held = 0
+        self._data: OrderedDict[tuple, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key):
+    @classmethod
+    def cost(cls, key: tuple, value: bytes) -> int:
+        return cls.ENTRY_OVERHEAD + len(value) + len(key[0])
+
+    def get(self, key: tuple) -> bytes | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key, value) -> None:
-        if self.size <= 0:
+    def put(self, key: tuple, value: bytes) -> None:
+        size = self.cost(key, value)
+        if size > self.limit:
             return
         with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.held -= self.cost(key, old)
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            self.held += size
+            while self.held > self.limit:
+                k, v = self._data.popitem(last=False)
+                self.held -= self.cost(k, v)
 
 
-def _fresh_copy(answer: dict, started: float) -> dict:
-    """A copy of a cached answer that callers may change (the web layer adds links to it)."""
-    out = dict(answer)
-    out["results"] = [dict(r) for r in answer["results"]]
-    out["facets"] = {name: [dict(v) for v in values] for name, values in answer["facets"].items()}
-    out["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    return out
+def _checked(items, deadline: Deadline, every: int = 256):
+    """``items``, with ``deadline`` checked every ``every`` of them."""
+    for i, item in enumerate(items):
+        if not i % every:
+            deadline.check()
+        yield item
 
 
 def article_url(article_id: str) -> str:
@@ -516,7 +589,8 @@ def _copy_groups(reader, n: int) -> np.ndarray:
     return out
 
 
-def _syntax_mask(gen: Generation, node: wq.Query, by_term: dict[str, np.ndarray]) -> np.ndarray:
+def _syntax_mask(gen: Generation, node: wq.Query, by_term: dict[str, np.ndarray],
+                 deadline: Deadline = NEVER) -> np.ndarray:
     """The documents a Whoosh query matches, with each full-text term of a typed word standing for
     that word's plain-query matches (``by_term``) and Whoosh matching the rest (phrases, fields,
     patterns)."""
@@ -537,7 +611,7 @@ def _syntax_mask(gen: Generation, node: wq.Query, by_term: dict[str, np.ndarray]
         if isinstance(q, wq.Term) and q.fieldname in FIELD_WEIGHTS and q.text in by_term:
             return by_term[q.text]
         out = np.zeros(gen.stats.n, dtype=bool)
-        out[np.fromiter(gen.searcher.docs_for_query(q), dtype=np.int64)] = True
+        out[np.fromiter(_checked(gen.searcher.docs_for_query(q), deadline), dtype=np.int64)] = True
         return out
 
     return mask(node)

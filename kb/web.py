@@ -60,7 +60,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False  # keep the documented field order
     # One engine per app: it keeps one open searcher and moves to a new index generation by itself.
-    app.extensions["kb_engine"] = SearchEngine(app.config["KB_INDEX"], result_cache=int(app.config["KB_RESULT_CACHE"]))
+    app.extensions["kb_engine"] = SearchEngine(
+        app.config["KB_INDEX"], result_cache=int(float(app.config["KB_RESULT_CACHE_MB"]) * 2**20),
+        postings_cache=int(float(app.config["KB_POSTINGS_CACHE_MB"]) * 2**20))
     app.register_blueprint(api_bp)
     app.register_blueprint(pages)
     app.register_error_handler(HTTPException, _http_error)

@@ -145,7 +145,7 @@ def test_copies_are_one_result(engine):
 def test_a_query_of_stop_words_says_so(engine):
     res = engine.search("the of and")
     assert res["total"] == 0 and res["results"] == []
-    assert res["notices"] and "common words" in res["notices"][0]
+    assert res["warnings"] and "common words" in res["warnings"][0]
 
 
 def test_syntax_only_filters_and_kb_ranks(engine):
@@ -161,7 +161,7 @@ def test_pasted_noise_does_not_change_the_answer(engine):
     pasted = engine.search("2024-05-01T10:22:03.123Z ERROR AADSTS50076 Trace ID: 0b5a7c3e-1f2d-4c7e-9a8b-6d5e4f3a2b1c "
                            "Correlation ID: 4f1e8c2a-9b7d-4e6f-8a1b-2c3d4e5f6a7b https://login.contoso.example/x?y=1")
     assert paths(pasted)[0] == paths(plain)[0] and pasted["results"][0]["missing"] == []
-    assert pasted["notices"] == [] and pasted["suggestion"] is None
+    assert pasted["warnings"] == [] and pasted["suggestion"] is None
 
 
 def test_an_unknown_code_falls_back_to_its_parts(engine):

@@ -9,7 +9,7 @@ import pytest
 from whoosh import index as whoosh_index
 from whoosh.analysis import LowercaseFilter, RegexTokenizer
 
-from kb import writer
+from kb import whooshcodec, writer
 from kb.analysis import KbTokenizer, SpellingTokenizer
 from kb.articles import Skipped, discover, load
 from kb.documents import TEXT_FIELDS, article_document, make_schema
@@ -82,7 +82,7 @@ def assert_same_index(expected, actual) -> None:
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_builder_writes_what_whoosh_writes(sample_dir, tmp_path, monkeypatch, reverse):
-    monkeypatch.setattr(writer, "BLOCK_LIMIT", 4)  # many terms span several blocks
+    monkeypatch.setattr(whooshcodec, "BLOCK_LIMIT", 4)  # many terms span several blocks
     docs = _documents(sample_dir)
     for i, text in enumerate(EDGE_TEXTS):
         docs.append({"id": f"edge-{i}", "path": f"edge/{i}.md", "title": text or "x", "body": text, "spell": text,
@@ -143,9 +143,9 @@ def test_scoring_reads_postings_as_whoosh_does(sample_dir, tmp_path, monkeypatch
     from whoosh.codec.whoosh3 import W3Codec
     from whoosh.matching import FilterMatcher
 
-    from kb.scoring import _segment_postings
+    from kb.whooshcodec import segment_postings as _segment_postings
 
-    monkeypatch.setattr(writer, "BLOCK_LIMIT", 8)
+    monkeypatch.setattr(whooshcodec, "BLOCK_LIMIT", 8)
     docs = _documents(sample_dir)
     if codec == "kb":
         ix = _kb_index(tmp_path, docs, reverse=False)
