@@ -79,10 +79,11 @@ def table(report: dict, k_mrr: int = 10, k_recall: int = 5) -> list[str]:
         for kind, row in [("overall", report["overall"]), *report["kinds"].items()]:
             lines.append(f"{kind:<18}{row['n']:>4}{row[mrr]:>9.3f}{row[rec]:>10.3f}")
         return lines
-    names = list(splits)
+    # the tuned-on half first; the gap is test minus tune
+    names = sorted(splits, key=lambda s: (s != "tune", s))
     head = f"{'kind':<16}" + "".join(f"{s + ' n':>8}{'MRR':>7}{'R@5':>7}" for s in names)
     if len(names) == 2:
-        head += f"{'gap MRR':>9}"
+        head += f"{names[1] + '-' + names[0]:>11}"
     lines = [head]
     kinds = ["overall", *sorted({k for s in names for k in splits[s]["kinds"]})]
     for kind in kinds:
@@ -97,6 +98,6 @@ def table(report: dict, k_mrr: int = 10, k_recall: int = 5) -> list[str]:
                 line += f"{row['n']:>8}{row[mrr]:>7.3f}{row[rec]:>7.3f}"
                 vals.append(row[mrr])
         if len(names) == 2 and None not in vals:
-            line += f"{vals[1] - vals[0]:>+9.3f}"
+            line += f"{vals[1] - vals[0]:>+11.3f}"
         lines.append(line)
     return lines

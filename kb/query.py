@@ -69,6 +69,10 @@ FIELD_WEIGHTS = {"title": 12.0, "info": 3.2, "description": 3.2, "issue": 1.2, "
 COORDINATION = 0.9
 SYNONYM_WEIGHT = 0.8
 FUZZY_WEIGHT = 0.7
+#: A word that only this many articles' short fields hold (or none) may be a typo the knowledge base
+#: shares ("postgress"); it is also searched as a close word RARE_RATIO times as common.
+RARE_DF = 3
+RARE_RATIO = 10
 #: A code's parts, all matched, are nearly as good as the code itself.
 PARTS_WEIGHT = 0.9
 
@@ -77,6 +81,26 @@ PARTS_WEIGHT = 0.9
 # and "Trace ID: …" in a pasted log line are words.
 SYNTAX_RE = re.compile(r"""\b(?i:title|info|description|issue|steps|body|service|tags?|type|cloud|resource|path|"""
                        r"""id|articleid):(?=\S)|["()*?~^]|(^|\s)[-+]\w|\b(OR|AND|NOT)\b""")
+
+#: What people write around a problem in a message or a chat ("Hi team, since last Friday our …
+#: any idea?"): greetings, politeness, time words, pronouns and question words.  Not a word of
+#: it tells one article from another, yet in a long message each would count as much as the two
+#: words that name the problem.  Ignored in queries only (the index keeps them), like stop words;
+#: a query made only of them says so.
+FILLER = frozenset("""
+    hi hello hey dear greetings thanks thank thx ty please pls plz kindly regards cheers sorry
+    team folks guys everyone anyone someone somebody anybody all good morning afternoon evening
+    hope well fine great ok okay yes yeah
+    we us our ours i i'm i've i'd we're we've we'd you're it's that's there's here there
+    since yesterday today tonight tomorrow last next ago now currently recently lately earlier
+    week weeks month months year years day days hour hours minute minutes night nights weekend
+    monday tuesday wednesday thursday friday saturday sunday
+    any some something anything everything nothing
+    help need needs know let just also still even really very much many would could should
+    do does did done doing what why how when where who which whether way ways idea ideas
+    advise advice suggest suggestion assist assistance appreciate appreciated urgent asap
+    """.split())
+_SMALL_NUMBER = re.compile(r"\d{1,2}$")
 
 _analyzer = text_analyzer()
 _WORD_RE = re.compile(r"\w+(?:[.\-/:']\w+)*")
@@ -161,6 +185,7 @@ class QueryBuilder:
         # "-word" excludes and "+word" requires, as in every web search box
         self._parser.add_plugin(qparser.PlusMinusPlugin())
         self._spell: dict[str, list[tuple[str, int]]] | None = None
+        self._spell_df: dict[str, int] = {}
         # per instance (an lru_cache on the method would keep every old generation alive)
         self._corrections: OrderedDict[str, str | None] = OrderedDict()
         self._corrections_lock = threading.Lock()
@@ -182,6 +207,7 @@ class QueryBuilder:
                     word = utf8decode(btext)[0] if isinstance(btext, bytes) else btext
                     if info.doc_frequency() >= min_df and word.isalpha():
                         buckets.setdefault(word[0], []).append((word, info.doc_frequency()))
+            self._spell_df = {w: df for bucket in buckets.values() for w, df in bucket}
             self._spell = buckets
         return self._spell
 
@@ -206,16 +232,45 @@ class QueryBuilder:
         if len(word) < 4 or not word.isalpha():
             return None
         maxdist = 1 if len(word) < 7 else 2
-        best: tuple[int, int, str] | None = None
+        best: tuple[int, bool, int, str] | None = None
         for cand, df in self._spelling().get(word[0], ()):
             if abs(len(cand) - len(word)) > maxdist or cand == word:
                 continue
             d = distance(word, cand, limit=maxdist)
             if d <= maxdist:
-                key = (d, -df, cand)
+                # fewest edits; then a longer word (a typed word more often misses a letter than
+                # has one too many: "realy" is "really" before it is "ready"); then the most common
+                key = (d, len(cand) <= len(word), -df, cand)
                 if best is None or key < best:
                     best = key
-        return best[2] if best else None
+        return best[3] if best else None
+
+    def rare_typo(self, word: str) -> str | None:
+        """The correction of a word the index knows only from a few misspelt articles
+        ("postgress", "listner"): a close word at least :data:`RARE_RATIO` times as common."""
+        low = word.lower()
+        if len(low) < 5 or not low.isalpha():
+            return None
+        self._spelling()
+        df = self._spell_df.get(low, 0)
+        if df > RARE_DF:
+            return None
+        fixed = self.correct(word)
+        return fixed if fixed and self._spell_df.get(fixed, 0) >= max(1, df) * RARE_RATIO else None
+
+    def _known_parts(self, code: str):
+        """(part, its terms) for the parts of an unknown code that the index knows: each piece
+        between delimiters (``Azure.RequestFailedException`` -> Azure, RequestFailedException)
+        if it is known as a whole, else its camelCase parts."""
+        pieces = [p for p in re.split(r"[._\-/:']+", code) if p]
+        for piece in pieces if len(pieces) > 1 else [code]:
+            terms = analyze(piece)
+            if piece != code and terms and self.known(terms[0][0]):
+                yield piece, terms
+                continue
+            for sub in code_parts(piece):
+                if (sub_terms := analyze(sub)) and self.known(sub_terms[0][0]):
+                    yield sub, sub_terms
 
     # -- parsing -----------------------------------------------------------------------------
 
@@ -280,7 +335,7 @@ class QueryBuilder:
                 words.append(Word(word, alternatives))
 
         for i, word in enumerate(typed):
-            if lowered[i] in STOPWORDS:
+            if lowered[i] in STOPWORDS or lowered[i] in FILLER or _SMALL_NUMBER.match(word):
                 continue
             if len(words) >= MAX_WORDS:
                 break
@@ -291,9 +346,14 @@ class QueryBuilder:
             expansions = [p for p in (analyze(e) for e in self.synonyms.expand(lowered, i)) if p]
             synonym_alts = [Alternative([g[:1] for g in p], SYNONYM_WEIGHT) for p in expansions]
             if any(self.known(g[0]) for g in positions):
-                add(word, code_alternatives(positions) + synonym_alts)
+                alternatives = code_alternatives(positions) + synonym_alts
+                if not synonym_alts and (fixed := self.rare_typo(word)) and (fixed_positions := analyze(fixed)):
+                    # also searched as the common word, without a "Did you mean": the word itself
+                    # is a real one of the knowledge base, and its articles stay in the results
+                    alternatives.append(Alternative(fixed_positions, FUZZY_WEIGHT))
+                add(word, alternatives)
                 continue
-            parts = [(p, terms) for p in code_parts(word) if (terms := analyze(p)) and self.known(terms[0][0])]
+            parts = list(self._known_parts(word))
             if parts:
                 # an unknown code: its known parts, each a word of its own
                 for part, terms in parts:
