@@ -135,7 +135,8 @@ def child_naive(index: str, passes: int) -> dict:
     out = {"import_s": t1 - t0, "open_s": t2 - t1, "queries": len(queries)}
     out["or_facets"] = _passes(lambda q: s.search(q.q, q.services, q.tags, group="or", facets=True), queries, passes)
     for name, group, facets in (("and_facets", "and", True), ("or_nofacets", "or", False)):
-        runs = [_time_pass(lambda q: s.search(q.q, q.services, q.tags, group=group, facets=facets), queries)[0]
+        runs = [_time_pass(lambda q, g=group, f=facets: s.search(q.q, q.services, q.tags, group=g, facets=f),
+                           queries)[0]
                 for _ in range(passes)]
         out[name] = {"warm": median_of([percentiles(r) for r in runs])}
     return out
@@ -195,7 +196,7 @@ def run(args, kb_index: str, naive_index: str | None) -> dict:
         result["naive"] = _child(["--child", "naive", "--index", naive_index, "--passes", str(args.naive_passes)], t)
         _log_variant("naive OR+facets", result["naive"]["or_facets"])
     cold = {"kb": [], "naive": []}
-    for i in range(args.cold_runs):
+    for _ in range(args.cold_runs):
         cold["kb"].append(_child(["--child", "cold-kb", "--index", kb_index], t))
         if naive_index:
             cold["naive"].append(_child(["--child", "cold-naive", "--index", naive_index], t))

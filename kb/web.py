@@ -39,6 +39,14 @@ SECURITY_HEADERS = {
 }
 
 FACET_LABELS = {"service": "Service", "tag": "Resource tag"}
+#: How a result card names an article's type (the ``selfHelpType`` property); others show none.
+TYPE_LABELS = {
+    "generic": "Troubleshooting", "resource": "Troubleshooting", "tsg_content": "Troubleshooting guide",
+    "diagnostics": "Diagnostic", "rca": "Root cause analysis", "problemscopingquestions": "Questionnaire",
+    "tsg_questions": "Questionnaire", "supporttopicdescription": "Support topics",
+    "advisorrecommendationmetadata": "Advisor recommendation", "servicehealthinsights": "Health event",
+    "tsg_description": "Guide overview", "apollo": "Solution", "diagnoseandsolve": "Diagnose and solve",
+}
 SAFE_SCHEMES = {"http", "https", "mailto"}
 #: What /static/ serves: the stylesheet and the script, not the package's other files.
 STATIC_SUFFIXES = (".css", ".js")
@@ -70,7 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.filters["snippet"] = snippet_html
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["wbr"] = break_after_dots
-    app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, max_query_chars=MAX_QUERY_CHARS)
+    app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, type_labels=TYPE_LABELS, max_query_chars=MAX_QUERY_CHARS)
     return app
 
 

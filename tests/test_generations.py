@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from kb.generations import (
     served_generation, sweep,
 )
 from kb.index import EmptySource, build
-from kb.search import Generation, GenerationGone, IndexMissing, SearchEngine
+from kb.search import Generation, GenerationGone, SearchEngine
 from kb.serve import IndexUnusable, ensure_index
 from kb.synonyms import Synonyms
 

@@ -48,7 +48,7 @@ def test_incremental_builds_rank_like_a_full_build(tmp_path):
     build(root, grown, workers=1)
     next_id = 40
     modes = []
-    for step in range(9):
+    for _step in range(9):
         for _ in range(rng.randint(1, 6)):  # new files
             put(next_id)
             next_id += 1

@@ -364,3 +364,34 @@ def test_templates_and_static_files_come_from_the_installed_package(client, app)
     for name, kind in (("kb.css", "text/css"), ("kb.js", "text/javascript")):
         with client.get(f"/static/{name}") as res:
             assert res.status_code == 200 and res.content_type.startswith(kind)
+
+
+def test_the_page_tells_all_words_from_some_and_what_a_card_lacks(client):
+    html = client.get("/?q=vm+stuck+starting+windows+zzzqqq").get_data(as_text=True)
+    data = client.get("/api/search?q=vm+stuck+starting+windows+zzzqqq").get_json()
+    soup = BeautifulSoup(html, "html.parser")
+    count = soup.select_one("#result-count").get_text(" ", strip=True)
+    partly = data["total"] - data["total_all_words"]
+    assert f"{data['total_all_words']} match all words, {partly} partly" in count
+    lacking = [r for r in data["results"] if r["missing"]]
+    cards = soup.select("li.result")
+    assert lacking and len(cards) == len(data["results"])
+    for card, r in zip(cards, data["results"]):
+        missing = card.select_one(".card-missing")
+        assert (missing is not None) == bool(r["missing"])
+        if missing is not None:
+            assert [s.get_text() for s in missing.select("s")] == r["missing"]
+
+
+def test_copies_of_an_article_are_one_card_linking_the_others(client):
+    data = client.get("/api/search?q=sas+token+expired").get_json()
+    lead = next(r for r in data["results"] if r["copies"])
+    soup = BeautifulSoup(client.get("/?q=sas+token+expired").get_data(as_text=True), "html.parser")
+    card = next(c for c in soup.select("li.result") if c.select_one(".card-title a")["href"] == lead["url"])
+    assert [a["href"] for a in card.select(".card-copies a")] == [c["url"] for c in lead["copies"]]
+    assert card.select_one(".badge-type") is not None
+
+
+def test_a_query_of_common_words_explains_itself(client):
+    soup = BeautifulSoup(client.get("/?q=the+of").get_data(as_text=True), "html.parser")
+    assert "common words" in soup.select_one(".notice").get_text()
