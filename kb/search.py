@@ -188,6 +188,7 @@ class Generation:
             for kind, factor in TYPE_PRIOR.items():
                 self._prior[read_postings(reader, "type", kind)[0]] = factor
         self._no_prior = np.ones(self.stats.n, dtype=np.float32)
+        self._title_keys: dict[int, str] = {}
         # each document's service (an ordinal of the service facet; -1 for none)
         service = self.facets["service"]
         self.service_of = np.full(self.stats.n, -1, dtype=np.int64)
@@ -219,6 +220,14 @@ class Generation:
                     hit = self.service_of == best
                     out[hit] = np.maximum(out[hit], share)
         return out
+
+    def title_key(self, docnum: int) -> str:
+        """A document's title, normalised (case, spaces); remembered, as every search asks again."""
+        key = self._title_keys.get(docnum)
+        if key is None:
+            key = " ".join(self.searcher.stored_fields(docnum).get("title", "").lower().split())
+            self._title_keys[docnum] = key  # at most one entry per document of the generation
+        return key
 
     def prior(self, parsed: Parsed) -> np.ndarray:
         """Per document, how much its article type counts as evidence for this query."""
@@ -655,7 +664,7 @@ def _diversify(gen: Generation, docs: np.ndarray, scores: np.ndarray, top: np.nd
     seen: dict[str, int] = {}
     adjusted = np.empty(top.size, dtype=np.float64)
     for k, i in enumerate(top):
-        title = " ".join(gen.searcher.stored_fields(int(docs[i])).get("title", "").lower().split())
+        title = gen.title_key(int(docs[i]))
         repeats = seen.get(title, 0)
         seen[title] = repeats + 1
         adjusted[k] = float(scores[i]) * DIVERSITY_PENALTY ** repeats
