@@ -57,6 +57,15 @@ def make_schema() -> Schema:
     )
 
 
+def copy_key(a: Article) -> str:
+    """What copies of one article (one per cloud or folder) share: a hash of their normalised
+    content (title, description, info-bubble text, issue, steps, body; case and spacing ignored).
+    Articles that share a title but say something else are not copies."""
+    parts = (a.title, a.description, a.info, a.issue, *a.steps, a.body)
+    text = "\x00".join(" ".join(p.lower().split()) for p in parts)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
 def article_document(a: Article) -> dict:
     """The Whoosh document of one article (empty values left out: no facet value "")."""
     snippet_source = "\n".join(x for x in (a.issue, a.body) if x)[:SNIPPET_SOURCE_CHARS]
@@ -80,6 +89,6 @@ def article_document(a: Article) -> dict:
         "article": json.dumps(a.to_dict(), ensure_ascii=False).encode("utf-8"),
         "hash": a.hash,
         "spell": "\n".join((a.title, a.info, a.description, a.issue)),
-        "dupkey": hashlib.sha1("\x00".join((a.title, a.body, *a.steps)).lower().encode("utf-8")).hexdigest()[:16],
+        "dupkey": copy_key(a),
     }
     return {k: v for k, v in doc.items() if v != ""}

@@ -73,3 +73,19 @@ def test_every_facet_count_matches_filtered_total(engine):
     for name, param in (("service", "services"), ("tag", "tags")):
         for f in res["facets"][name][:8]:
             assert engine.search("connection timeout", **{param: [f["value"]]})["total"] == f["count"]
+
+
+def _content(article: dict) -> tuple:
+    norm = lambda text: " ".join(text.lower().split())  # noqa: E731
+    return (norm(article["title"]), norm(article["description"]), norm(article["info"]), norm(article["issue"]),
+            tuple(norm(s) for s in article["steps"]), norm(article["body"]))
+
+
+@pytest.mark.parametrize("q", ["AADSTS50076 MFA", "vm stuck on starting windows", "kubernetes dns",
+                               "storage 403", "backup failed", "sql database connection"])
+def test_a_result_and_its_copies_say_the_same(engine, q):
+    results = engine.search(q, per_page=20)["results"]
+    grouped = [r for r in results if r["copies"]]
+    for r in grouped:
+        lead = _content(engine.article(r["id"]))
+        assert all(_content(engine.article(c["id"])) == lead for c in r["copies"]), (q, r["id"])
