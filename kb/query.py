@@ -136,13 +136,6 @@ class Parsed:
         terms.update(self.corrections.values())
         return frozenset(terms)
 
-    def phrase_pairs(self) -> list[tuple[str, str]]:
-        """Consecutive typed words (their first terms) that earn a bonus when found side by side."""
-        if not self.words:
-            return []
-        firsts = [w.alternatives[0].positions[0][0] for w in self.words if w.alternatives]
-        return list(zip(firsts, firsts[1:], strict=False))
-
 
 def analyze(text: str) -> list[list[str]]:
     """Analyzed terms of ``text`` grouped by position: ``[["0xc000021a", "c000021a"], ["error"]]``."""

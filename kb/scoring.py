@@ -4,9 +4,8 @@ Whoosh stores the index; this module scores it.  Whoosh's own OR over six fields
 posting through Python matcher objects (tens of milliseconds for a hurried symptom query) and its
 coordination bonus counts field-term pairs, not words.  Here each query word becomes one dense
 vector of BM25F scores over all documents (true BM25F: term frequencies of the fields are weighted
-and length-normalised, then saturated once), the words are combined with a coordination factor
-(articles matching more of the typed words rank first), and a phrase/proximity bonus is added for
-the best candidates by re-reading their short stored fields.
+and length-normalised, then saturated once), and the words are combined with a coordination
+factor (articles matching more of the query's information rank first).
 
 Per generation we keep field-length norms and the document masks; postings are read block by
 block straight from Whoosh's W3 codec (:mod:`kb.whooshcodec`) into arrays.

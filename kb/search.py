@@ -53,12 +53,6 @@ RESULT_CACHE_BYTES = 16 * 1024 * 1024
 #: and health-event metadata.  Measured on the tune half of eval/queries.json.
 TYPE_PRIOR = dict.fromkeys(("problemscopingquestions", "tsg_questions", "supporttopicdescription",
                             "advisorrecommendationmetadata", "servicehealthinsights"), 0.5)
-#: A typed word names a service when at least this share of the (at least this many) articles
-#: with it in their title belong to that service; that service's articles are then raised by up
-#: to SERVICE_BOOST (times the share).
-SERVICE_MIN_SHARE = 0.6
-SERVICE_MIN_TITLES = 5
-SERVICE_BOOST = 0.3
 #: Stems of query words that ask for those kinds of article ("scoping questions", "advisor").
 TYPE_WORDS = frozenset({"question", "questionnair", "scope", "advisor", "recommend", "topic", "insight"})
 #: Each earlier result with the same title scales a result's score by this (near-copies of one
@@ -189,37 +183,8 @@ class Generation:
                 self._prior[read_postings(reader, "type", kind)[0]] = factor
         self._no_prior = np.ones(self.stats.n, dtype=np.float32)
         self._title_keys: dict[int, str] = {}
-        # each document's service (an ordinal of the service facet; -1 for none)
-        service = self.facets["service"]
-        self.service_of = np.full(self.stats.n, -1, dtype=np.int64)
-        self.service_of[service.docs] = service.ords
         self._articles = None
         self._articles_lock = threading.Lock()
-
-    def named_services(self, parsed: Parsed) -> np.ndarray:
-        """Per document, how clearly the query names its service: a typed word whose articles
-        (by title) belong mostly to one service ("hdinsight", "cosmos", "aks") names it, with
-        that share.  0 for documents of services no word names."""
-        out = np.zeros(self.stats.n, dtype=np.float32)
-        if not parsed.words:
-            return out
-        values = len(self.facets["service"].values)
-        for word in parsed.words:
-            for alt in word.alternatives[:1]:
-                if len(alt.positions) != 1:
-                    continue
-                ids = self.stats.postings("title", alt.positions[0][0])[0]
-                ids = ids[self.alive[ids]]
-                if ids.size < SERVICE_MIN_TITLES:
-                    continue
-                owners = self.service_of[ids]
-                counts = np.bincount(owners[owners >= 0], minlength=values)
-                best = int(counts.argmax()) if counts.size else -1
-                share = counts[best] / ids.size if best >= 0 else 0.0
-                if share >= SERVICE_MIN_SHARE:
-                    hit = self.service_of == best
-                    out[hit] = np.maximum(out[hit], share)
-        return out
 
     def title_key(self, docnum: int) -> str:
         """A document's title, normalised (case, spaces); remembered, as every search asks again."""
@@ -501,8 +466,6 @@ class SearchEngine:
         cand = np.flatnonzero(final)
         if scored is not None:
             own = scored.scores[cand] * gen.prior(parsed)[cand]
-            if SERVICE_BOOST:
-                own = own * (1.0 + SERVICE_BOOST * gen.named_services(parsed)[cand])
             own = np.where(own > 0, own, MIN_SCORE)  # matched by syntax alone: after every scored one
         else:
             own = np.zeros(cand.size, dtype=np.float32)
