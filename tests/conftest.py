@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,24 @@ def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     need(path is not None, "Chromium is not installed (apt-get install chromium)")
     return path
+
+
+@contextmanager
+def paused_build(articles: Path, index_dir: Path):
+    """A full build of ``articles`` into ``index_dir`` in a thread, held after its first article
+    until the block ends (then it finishes)."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(done: int, total: int) -> None:
+        started.set()
+        release.wait(timeout=30)
+
+    runner = threading.Thread(target=build, args=(articles, index_dir),
+                              kwargs={"full": True, "workers": 1, "progress": slow})
+    runner.start()
+    try:
+        assert started.wait(timeout=30)
+        yield
+    finally:
+        release.set()
+        runner.join(timeout=60)

@@ -25,6 +25,7 @@ from kb.serve import IndexUnusable, ensure_index
 from kb.synonyms import Synonyms
 
 from test_index import write_article
+from conftest import paused_build
 
 
 @pytest.fixture
@@ -179,25 +180,12 @@ def test_sweeps_take_no_build_lock_and_spare_a_build_in_progress(corpus, tmp_pat
 
     index_dir = tmp_path / "index"
     build(corpus, index_dir, workers=1)
-    release, started = threading.Event(), threading.Event()
-
-    def slow(done: int, total: int) -> None:
-        started.set()
-        release.wait(timeout=30)
-
-    runner = threading.Thread(target=build, args=(corpus, index_dir),
-                              kwargs={"full": True, "workers": 1, "progress": slow})
-    runner.start()
-    try:
-        assert started.wait(timeout=30)
+    with paused_build(corpus, index_dir):
         [building] = index_dir.glob(f"{BUILDING}*")
         old = time.time() - 2 * STALE_BUILD_SECONDS
         os.utime(building, (old, old))  # even an old-looking one: its build holds the lock
         assert collect_garbage(index_dir) == []
         assert building.is_dir()
-    finally:
-        release.set()
-        runner.join(timeout=60)
     assert current_generation(index_dir) is not None and not building.exists()
     # a server sweeping all the time never makes a build fail
     stop = threading.Event()

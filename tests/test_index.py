@@ -18,6 +18,8 @@ from whoosh import index as whoosh_index
 
 from kb.generations import LOCK, BuildLocked, collect_garbage, current_generation
 from kb.index import build
+
+from conftest import paused_build
 from kb.search import SearchEngine
 
 ARTICLE = """<properties pageTitle="{title}" description="{desc}" service="microsoft.test" resourceTags="alpha, beta" articleId="{aid}" />
@@ -236,30 +238,16 @@ def test_index_of_another_format_is_refused_then_rebuilt(corpus, tmp_path):
 def test_one_process_cannot_sweep_or_build_beside_its_own_build(corpus, tmp_path):
     """A server's watcher thread sweeping, or a second thread building, while a build runs: the
     generation being built is invisible to sweeps (a .building-* directory) until it is served."""
-    import threading
 
     index_dir = tmp_path / "index"
     build(corpus, index_dir, workers=1)
-    started, release = threading.Event(), threading.Event()
-
-    def slow(done: int, total: int) -> None:
-        started.set()
-        release.wait(timeout=30)
-
-    runner = threading.Thread(target=build, args=(corpus, index_dir), kwargs={"full": True, "workers": 1,
-                                                                           "progress": slow})
-    runner.start()
-    try:
-        assert started.wait(timeout=30)
+    with paused_build(corpus, index_dir):
         building = {p.name for p in index_dir.glob(".building-gen-*")}
         assert len(building) == 1
         assert collect_garbage(index_dir) == []
         with pytest.raises(BuildLocked):
             build(corpus, index_dir, workers=1)
         assert building <= {p.name for p in index_dir.glob(".building-*")}  # the build's files are untouched
-    finally:
-        release.set()
-        runner.join(timeout=60)
     assert ".building-" + current_generation(index_dir).name in building
 
 
