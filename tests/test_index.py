@@ -238,7 +238,6 @@ def test_index_of_another_format_is_refused_then_rebuilt(corpus, tmp_path):
 def test_one_process_cannot_sweep_or_build_beside_its_own_build(corpus, tmp_path):
     """A server's watcher thread sweeping, or a second thread building, while a build runs: the
     generation being built is invisible to sweeps (a .building-* directory) until it is served."""
-
     index_dir = tmp_path / "index"
     build(corpus, index_dir, workers=1)
     with paused_build(corpus, index_dir):
