@@ -73,6 +73,11 @@ _INSERTS = {
 }
 _SHOWN_UPSERT = ("INSERT INTO kb_shown (day, article, n) VALUES (?, ?, ?) "
                  "ON CONFLICT (day, article) DO UPDATE SET n = kb_shown.n + excluded.n")
+#: PostgreSQL's faster equivalents of the inserts above.
+_COPIES = {kind: "COPY " + re.sub(r"INSERT INTO (\w+ \([^)]*\)).*", r"\1", sql) + " FROM STDIN"
+           for kind, sql in _INSERTS.items()}
+_SHOWN_UPSERT_PG = ("INSERT INTO kb_shown (day, article, n) SELECT * FROM unnest(%s::text[], %s::text[], %s::int[]) "
+                    "ON CONFLICT (day, article) DO UPDATE SET n = kb_shown.n + excluded.n")
 _PURGES = ("DELETE FROM kb_searches WHERE ts < ?", "DELETE FROM kb_opens WHERE ts < ?",
            "DELETE FROM kb_feedback WHERE ts < ?", "DELETE FROM kb_shown WHERE day < ?")
 
@@ -179,11 +184,23 @@ class Store:
         self._begin()
         try:
             cur = self.conn.cursor()
-            for kind, rows in by_kind.items():
-                cur.executemany(self._sql(_INSERTS[kind]), rows)
-            if shown:
-                # sorted: two writers upserting the same rows take their locks in one order
-                cur.executemany(self._sql(_SHOWN_UPSERT), [(d, a, n) for (d, a), n in sorted(shown.items())])
+            # sorted: two writers upserting the same rows take their locks in one order
+            counts = sorted(shown.items())
+            if self.postgres:
+                # COPY and one array upsert: a few round trips per batch instead of one per row
+                # (each is a wake-up of this thread, which the searches' thread would feel)
+                for kind, rows in by_kind.items():
+                    with cur.copy(_COPIES[kind]) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                if counts:
+                    cur.execute(_SHOWN_UPSERT_PG, ([d for (d, _a), _n in counts], [a for (_d, a), _n in counts],
+                                                   [n for _k, n in counts]))
+            else:
+                for kind, rows in by_kind.items():
+                    cur.executemany(_INSERTS[kind], rows)
+                if counts:
+                    cur.executemany(_SHOWN_UPSERT, [(d, a, n) for (d, a), n in counts])
             self.conn.commit()
         except BaseException:
             try:
