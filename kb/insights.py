@@ -259,13 +259,14 @@ def to_text(data: dict) -> str:
         if not rows:
             lines.append("  (none)")
             continue
-        cells = [[str(c) for c in header]] + [[_short(c) for c in row] for row in rows]
+        percent = [h.endswith(("share", "rate")) for h in header]
+        cells = [[str(c) for c in header]] + [[_short(c, p) for c, p in zip(row, percent, strict=True)] for row in rows]
         widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
         for row in cells:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
 
 
-def _short(value, limit: int = 60) -> str:
-    text = f"{value:.1%}" if isinstance(value, float) and 0 <= value <= 1 and not float(value).is_integer() else str(value)
+def _short(value, percent: bool = False, limit: int = 60) -> str:
+    text = f"{value:.1%}" if percent else str(value)
     return text if len(text) <= limit else text[:limit - 1] + "…"

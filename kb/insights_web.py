@@ -28,7 +28,8 @@ class NeedsToken(Unauthorized):
     """A 401 that asks a browser for the token (as the password of HTTP Basic authentication)."""
 
     def get_headers(self, environ=None, scope=None):
-        return [*super().get_headers(environ, scope), ("WWW-Authenticate", 'Basic realm="kb insights", charset="UTF-8"')]
+        challenge = 'Basic realm="kb insights", charset="UTF-8"'
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", challenge)]
 
 
 def recorder() -> analytics.Recorder | None:
