@@ -170,9 +170,10 @@ def search_cmd(query, services, tags, limit, page, as_json, index_dir):
 
 def _record_search(index_dir: str, query: str, services, tags, page: int, limit: int, result: dict) -> None:
     """Record a CLI search for the insights; a store that is away costs a warning, never the search."""
+    from werkzeug.datastructures import MultiDict
+
     from . import analytics
     from .api import SearchParams, _facet_values
-    from werkzeug.datastructures import MultiDict
 
     recorder = analytics.recorder_for({**config.defaults(), "KB_INDEX": index_dir})
     if recorder is None:
