@@ -103,6 +103,11 @@ def day_of(ts: float) -> str:
 # -- stores -------------------------------------------------------------------------------------
 
 
+def describe(target: str) -> str:
+    """A store target fit for a log line: a URL's password masked."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)
+
+
 class StoreError(Exception):
     """The analytics store could not be opened or written."""
 
@@ -136,7 +141,7 @@ class Store:
 
     def describe(self) -> str:
         """The store's target without a password."""
-        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.target)
+        return describe(self.target)
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.postgres else statement

@@ -151,7 +151,13 @@ def search_cmd(query, services, tags, limit, page, as_json, index_dir):
     params = [("q", query), *(("service", s) for s in services), *(("tag", t) for t in tags),
               ("page", page), ("per_page", limit)]
     result = _api_get(index_dir, "/api/search", params)
-    _record_search(index_dir, query, services, tags, page, limit, result)
+    try:
+        _print_search(result, page, limit, as_json)
+    finally:  # after the answer is out: an unavailable store delays nothing the user waits for
+        _record_search(index_dir, query, services, tags, page, limit, result)
+
+
+def _print_search(result: dict, page: int, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
@@ -168,6 +174,11 @@ def search_cmd(query, services, tags, limit, page, as_json, index_dir):
             click.echo(f"     {summary[:160]}")
 
 
+def recorder_config(index_dir: str) -> dict:
+    """The settings (environment included) of the analytics store for ``index_dir``."""
+    return {**config.defaults(), "KB_INDEX": index_dir}
+
+
 def _record_search(index_dir: str, query: str, services, tags, page: int, limit: int, result: dict) -> None:
     """Record a CLI search for the insights; a store that is away costs a warning, never the search."""
     from werkzeug.datastructures import MultiDict
@@ -175,7 +186,7 @@ def _record_search(index_dir: str, query: str, services, tags, page: int, limit:
     from . import analytics
     from .api import SearchParams, _facet_values
 
-    recorder = analytics.recorder_for({**config.defaults(), "KB_INDEX": index_dir})
+    recorder = analytics.recorder_for(recorder_config(index_dir))
     if recorder is None:
         return
     args = MultiDict([*(("service", s) for s in services), *(("tag", t) for t in tags)])
@@ -183,6 +194,9 @@ def _record_search(index_dir: str, query: str, services, tags, page: int, limit:
                           tags=_facet_values(args, "tag"), page=page, per_page=limit)
     analytics.note_search(recorder, params, result, "cli")
     recorder.close(timeout=5.0)
+    if recorder.dropped:
+        click.echo(f"kb: warning: the search was not recorded for the insights: the store "
+                   f"{analytics.describe(analytics.store_target(recorder_config(index_dir)))!r} is unavailable", err=True)
 
 
 @cli.command("report")
@@ -207,9 +221,8 @@ def report_cmd(since, as_json, as_csv, index_dir):
         insights.parse_since(since)
     except insights.BadSince as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    cfg = {**config.defaults(), "KB_INDEX": index_dir}
     try:
-        store = analytics.Store(analytics.store_target(cfg))
+        store = analytics.Store(analytics.store_target(recorder_config(index_dir)))
     except analytics.StoreError as exc:
         raise click.ClickException(str(exc)) from None
     engine = SearchEngine(index_dir)

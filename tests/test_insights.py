@@ -400,3 +400,13 @@ def test_a_thousand_searches_over_two_workers_are_all_recorded(sample_index, tmp
     data = json.loads(result.output)
     assert data["totals"]["searches"] == 1000
     assert {r["query"]: r["searches"] for r in data["zero_result_queries"]} == zero
+
+
+def test_kb_search_answers_when_the_store_is_unavailable(sample_index, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("KB_ANALYTICS_DB", str(blocker / "a.sqlite"))
+    result = CliRunner().invoke(cli, ["search", "blue screen", "--index", str(sample_index)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "results (" in result.stdout
+    assert "the search was not recorded for the insights" in result.stderr
