@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 
+from .analytics import note_search
 from .openapi import openapi_document
 from .render import render_markdown
 from .query import MAX_QUERY_CHARS
@@ -264,7 +265,9 @@ def _without_title(markdown: str, title: str) -> str:
 def api_search():
     """Search articles; the JSON twin of the search page."""
     params = parse_search_args(request.args, current_app.config, strict=True)
-    return jsonify(search_data(params, "/api/search"))
+    data = search_data(params, "/api/search")
+    note_search(current_app.extensions.get("kb_analytics"), params, data, "api")
+    return jsonify(data)
 
 
 @bp.get("/api/articles/<path:article_id>")

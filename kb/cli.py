@@ -111,7 +111,8 @@ def _api_get(index_dir: str, path: str, params: list[tuple[str, object]] | None 
     scripts and bots see one format, and its errors become one-line messages."""
     from .web import create_app
 
-    app = create_app({"KB_INDEX": index_dir, "KB_RESULT_CACHE_MB": 0})
+    # the CLI records its own searches (source "cli"), so the app it asks records nothing
+    app = create_app({"KB_INDEX": index_dir, "KB_RESULT_CACHE_MB": 0, "KB_ANALYTICS": 0})
     response = app.test_client().get(path, query_string=params or [])
     data = response.get_json(silent=True) or {}
     if response.status_code != 200:
@@ -150,6 +151,13 @@ def search_cmd(query, services, tags, limit, page, as_json, index_dir):
     params = [("q", query), *(("service", s) for s in services), *(("tag", t) for t in tags),
               ("page", page), ("per_page", limit)]
     result = _api_get(index_dir, "/api/search", params)
+    try:
+        _print_search(result, page, limit, as_json)
+    finally:  # after the answer is out: an unavailable store delays nothing the user waits for
+        _record_search(index_dir, query, services, tags, page, limit, result)
+
+
+def _print_search(result: dict, page: int, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
@@ -164,6 +172,76 @@ def search_cmd(query, services, tags, limit, page, as_json, index_dir):
         summary = r["info"] or r["description"]
         if summary:
             click.echo(f"     {summary[:160]}")
+
+
+def recorder_config(index_dir: str) -> dict:
+    """The settings (environment included) of the analytics store for ``index_dir``."""
+    return {**config.defaults(), "KB_INDEX": index_dir}
+
+
+def _record_search(index_dir: str, query: str, services, tags, page: int, limit: int, result: dict) -> None:
+    """Record a CLI search for the insights; a store that is away costs a warning, never the search."""
+    from werkzeug.datastructures import MultiDict
+
+    from . import analytics
+    from .api import SearchParams, _facet_values
+
+    recorder = analytics.recorder_for(recorder_config(index_dir))
+    if recorder is None:
+        return
+    args = MultiDict([*(("service", s) for s in services), *(("tag", t) for t in tags)])
+    params = SearchParams(q=analytics.clean_text(query, len(query)), services=_facet_values(args, "service"),
+                          tags=_facet_values(args, "tag"), page=page, per_page=limit)
+    analytics.note_search(recorder, params, result, "cli")
+    recorder.close(timeout=5.0)
+    if recorder.dropped:
+        click.echo(f"kb: warning: the search was not recorded for the insights: the store "
+                   f"{analytics.describe(analytics.store_target(recorder_config(index_dir)))!r} is unavailable", err=True)
+
+
+@cli.command("report")
+@click.option("--since", default="7d", show_default=True, help="Period: a number of days or hours (7d, 24h).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /api/v1/insights.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print every table as CSV (each after a '# name' line).")
+@INDEX_OPTION
+def report_cmd(since, as_json, as_csv, index_dir):
+    """Search insights: searches per day, top queries, queries that found nothing (with the words
+    the index does not know and a synonyms-file line to copy), rarely opened results, most opened
+    and unhelpful articles, and articles never shown.  The store is KB_ANALYTICS_URL,
+    KB_ANALYTICS_DB or the SQLite file beside the index.
+
+    Example: kb report --since 30d --index ./index
+    """
+    from . import analytics, insights
+    from .search import IndexMissing, SearchEngine
+
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv exclude each other")
+    try:
+        insights.parse_since(since)
+    except insights.BadSince as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        store = analytics.Store(analytics.store_target(recorder_config(index_dir)))
+    except analytics.StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = SearchEngine(index_dir)
+    try:
+        engine.generation()
+    except IndexMissing:
+        engine = None
+    try:
+        data = insights.report(store, since, engine=engine)
+    finally:
+        store.close()
+        if engine is not None:
+            engine.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif as_csv:
+        click.echo(insights.to_csv(data), nl=False)
+    else:
+        click.echo(insights.to_text(data))
 
 
 @cli.command("show")

@@ -25,6 +25,11 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "KB_FACET_LIMIT": (30, "Values listed per facet (selected values always are)."),
     "KB_RESULT_CACHE_MB": (16.0, "Megabytes of search answers kept per index generation for repeated searches (0: off)."),
     "KB_POSTINGS_CACHE_MB": (32.0, "Megabytes of decoded postings kept per index generation (0: off)."),
+    "KB_ANALYTICS": (1, "Record searches, opened results and helpful votes for the insights (0: off)."),
+    "KB_ANALYTICS_DB": ("", "SQLite file of the analytics (default: <index>.analytics.sqlite beside the index)."),
+    "KB_ANALYTICS_URL": ("", "postgresql://... to keep the analytics in PostgreSQL instead (several servers)."),
+    "KB_ANALYTICS_DAYS": (90, "Days of analytics kept; older rows are purged."),
+    "KB_INSIGHTS_TOKEN": ("", "Token that /insights and /api/v1/insights require (unset: both are off)."),
 }
 
 

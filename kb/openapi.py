@@ -20,10 +20,11 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict:
+def _errors(*statuses: int, **texts: str) -> dict:
     text = {400: "A parameter is malformed or unknown; `parameter` names it.",
             404: "No such article.", 405: "Only GET is allowed.",
-            503: "No index has been built yet, or the search ran past its deadline (`parameter` is q)."}
+            503: "No index has been built yet, or the search ran past its deadline (`parameter` is q).",
+            **{int(k[1:]): v for k, v in texts.items()}}  # _404="..." overrides a text
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
@@ -143,6 +144,25 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "links": {"type": "object", "properties": {"html": _STR, "json": _STR}},
             },
         },
+        "Insights": {
+            "type": "object",
+            "description": "The search insights of a period; the tables of the /insights page.",
+            "required": ["period", "totals", "per_day", "top_queries", "zero_result_queries", "rarely_opened",
+                         "most_opened", "unhelpful", "never_shown"],
+            "properties": {
+                "period": {"type": "object", "properties": {"since": _STR, "from": _STR, "until": _STR}},
+                "totals": {"type": "object"},
+                "per_day": {"type": "array", "items": {"type": "object"}},
+                "top_queries": {"type": "array", "items": {"type": "object"}},
+                "zero_result_queries": {"type": "array", "items": {"type": "object"},
+                                        "description": "With the words the index does not know, the synonyms-file "
+                                                       "lines that would map them, and the nearest articles."},
+                "rarely_opened": {"type": "array", "items": {"type": "object"}},
+                "most_opened": {"type": "array", "items": {"type": "object"}},
+                "unhelpful": {"type": "array", "items": {"type": "object"}},
+                "never_shown": {"type": ["object", "null"]},
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status", "generation", "articles", "warnings"],
@@ -195,10 +215,22 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "operationId": "openapi", "summary": "This document",
                 "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")},
             }},
+            "/api/v1/insights": {"get": {
+                "operationId": "insights", "summary": "Search insights for authors (needs KB_INSIGHTS_TOKEN)",
+                "security": [{"token": []}],
+                "parameters": [{"name": "since", "in": "query", "description": "The period: days or hours (7d, 24h).",
+                                "schema": {"type": "string", "pattern": "^[0-9]{1,5}[dh]$", "default": "7d"}}],
+                "responses": {"200": _json(_ref("Insights"), "The insights of the period."),
+                              **_errors(400, 401, 404, 405, 503,
+                                        _401="The token is missing or wrong.",
+                                        _404="Insights are off: KB_INSIGHTS_TOKEN is not set.")},
+            }},
             "/healthz": {"get": {
                 "operationId": "health", "summary": "Liveness and the index generation being served",
                 "responses": {"200": _json(_ref("Health"), "Serving."), **_errors(503)},
             }},
         },
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": {
+            "token": {"type": "http", "scheme": "bearer", "description": "KB_INSIGHTS_TOKEN (also as the "
+                      "password of HTTP Basic authentication)."}}},
     }

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from importlib import metadata, resources
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import nh3
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import __version__, config as kbconfig
+from . import __version__, analytics, config as kbconfig
 from .api import article_data, parse_search_args, search_data
 from .api import bp as api_bp
+from .insights_web import bp as insights_bp
+from .insights_web import note_open, recorder
 from .query import MAX_QUERY_CHARS
 from .search import SearchEngine
 
@@ -71,7 +73,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["kb_engine"] = SearchEngine(
         app.config["KB_INDEX"], result_cache=int(float(app.config["KB_RESULT_CACHE_MB"]) * 2**20),
         postings_cache=int(float(app.config["KB_POSTINGS_CACHE_MB"]) * 2**20))
+    # Searches, opened results and votes for the insights (None when KB_ANALYTICS=0); its
+    # writer thread starts with the first event, so after gunicorn's fork.
+    app.extensions["kb_analytics"] = analytics.recorder_for(app.config, app.logger)
     app.register_blueprint(api_bp)
+    app.register_blueprint(insights_bp)
     app.register_blueprint(pages)
     app.register_error_handler(HTTPException, _http_error)
     app.after_request(_security_headers)
@@ -117,6 +123,13 @@ def search_page():
     """The search page: query, facets, results; state in the query string."""
     params = parse_search_args(request.args, current_app.config, strict=False)
     data = search_data(params, "/")
+    analytics.note_search(recorder(), params, data, "page")
+    if recorder() is not None:
+        # the result link carries the query and position, so an opened result is recorded
+        # without a script: /articles/ID?q=...&pos=N
+        first = (data["page"] - 1) * data["per_page"]
+        for n, result in enumerate(data["results"], first + 1):
+            result["open_url"] = f"{result['url']}?q={quote_plus(params.q)}&pos={n}"
     if data["total"] == 0 and data["filters"]:
         # "Drop a filter" help: how many results the query has with no filters at all.
         unfiltered = search_data(params.with_selected("service", ()).with_selected("tag", ()), "/")
@@ -128,7 +141,10 @@ def search_page():
 def article_page(article_id: str):
     """One article, rendered from the same dict as /api/articles/<id>."""
     article = article_data(article_id)
-    return render_template("article.html", article=article, back_url=_back_url())
+    note_open(article["id"])
+    return render_template("article.html", article=article, back_url=_back_url(),
+                           feedback=recorder() is not None, thanks=request.args.get("feedback") == "thanks",
+                           from_query=request.args.get("q", "")[:MAX_QUERY_CHARS])
 
 
 def _back_url() -> str:
@@ -209,7 +225,7 @@ def _http_error(exc: HTTPException):
     else:
         message = exc.description or exc.name
     parameter = getattr(exc, "parameter", None)
-    headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "www-authenticate")}
     if _wants_json():
         body = {"status": status, "error": exc.name, "message": message, "parameter": parameter}
         return jsonify(body), status, headers
