@@ -25,6 +25,8 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "KB_FACET_LIMIT": (30, "Values listed per facet (selected values always are)."),
     "KB_RESULT_CACHE_MB": (16.0, "Megabytes of search answers kept per index generation for repeated searches (0: off)."),
     "KB_POSTINGS_CACHE_MB": (32.0, "Megabytes of decoded postings kept per index generation (0: off)."),
+    "KB_CACHE_MAX_AGE": (0, "Seconds caches may reuse an API answer unasked (0: revalidate each time, a cheap 304)."),
+    "KB_CORS_ORIGINS": ("", "Origins (comma-separated, or *) whose pages may call the JSON API; empty: no CORS."),
 }
 
 

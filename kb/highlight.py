@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 from markupsafe import escape
 
@@ -70,3 +71,46 @@ class Marker:
         if len(text) > SNIPPET_CHARS:
             text = text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
         return str(escape(text))
+
+
+class _MarkedText(HTMLParser):
+    """Collects a snippet's text and the character spans of its ``<mark>`` elements."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)  # &amp; &lt; &#39; ... arrive as the characters
+        self.parts: list[str] = []
+        self.length = 0
+        self.spans: list[list[int]] = []
+        self._open: int | None = None
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "mark" and self._open is None:  # a nested <mark> stays inside the outer span
+            self._open = self.length
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mark":
+            self._close()
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+        self.length += len(data)
+
+    def _close(self) -> None:
+        if self._open is not None and self.length > self._open:
+            self.spans.append([self._open, self.length])
+        self._open = None
+
+
+def plain_snippet(snippet: str) -> tuple[str, list[list[int]]]:
+    """A snippet (escaped HTML with ``<mark>``) as plain text and its highlights.
+
+    Highlights are ``[start, end]`` offsets into the text, in Unicode code points (Python string
+    indices; a JavaScript client counting UTF-16 units must adjust past astral characters), so
+    ``text[start:end]`` is a marked word.  Any other markup is dropped, its text kept; an
+    unclosed ``<mark>`` runs to the end.
+    """
+    parser = _MarkedText()
+    parser.feed(snippet or "")
+    parser.close()
+    parser._close()
+    return "".join(parser.parts), parser.spans
