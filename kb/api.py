@@ -58,7 +58,8 @@ bp = Blueprint("api", __name__)
 
 def error_code(exc: object, status: int) -> str:
     """The machine-readable ``code`` of an error response (``invalid_parameter``, ``not_found``...)."""
-    return getattr(exc, "error_code", None) or ERROR_CODES.get(status) or ("client_error" if status < 500 else "server_error")
+    fallback = "client_error" if status < 500 else "server_error"
+    return getattr(exc, "error_code", None) or ERROR_CODES.get(status) or fallback
 
 
 class BadParameter(BadRequest):
@@ -162,8 +163,8 @@ def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
         for name in args:
             if name not in SEARCH_PARAMS:
                 shown = name if len(name) <= 40 else name[:40] + "…"
-                raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected one of {', '.join(SEARCH_PARAMS)}",
-                                   "unknown_parameter")
+                raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected one of "
+                                               f"{', '.join(SEARCH_PARAMS)}", "unknown_parameter")
     q = _single(args, "q") or ""
     if len(q) > MAX_QUERY_CHARS:
         raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")

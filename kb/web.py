@@ -102,7 +102,8 @@ def _cors(app: Flask) -> None:
     origins = [o.strip() for o in str(app.config.get("KB_CORS_ORIGINS") or "").split(",") if o.strip()]
     if not origins:
         return
-    CORS(app, resources={r"/api/*": {"origins": "*" if "*" in origins else origins}},
+    anyone = "*" in origins
+    CORS(app, resources={r"/api/*": {"origins": "*" if anyone else origins}}, send_wildcard=anyone,
          methods=["GET", "HEAD", "OPTIONS"], expose_headers=["ETag"], max_age=600, supports_credentials=False)
 
 

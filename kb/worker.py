@@ -92,8 +92,9 @@ def error_response(status: int, reason: str, message: str, parameter: str | None
     """A complete HTTP response in the app's error shape, with its security headers."""
     body = json.dumps({"status": status, "error": reason, "code": error_code(None, status), "message": message,
                        "parameter": parameter}).encode()
-    head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json", "Cache-Control: no-store",
-            f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in SECURITY_HEADERS.items())]
+    head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
+            "Cache-Control: no-store", f"Content-Length: {len(body)}",
+            *(f"{k}: {v}" for k, v in SECURITY_HEADERS.items())]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
