@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import html
 import re
-from html.parser import HTMLParser
 
 from markupsafe import escape
 
@@ -73,32 +73,8 @@ class Marker:
         return str(escape(text))
 
 
-class _MarkedText(HTMLParser):
-    """Collects a snippet's text and the character spans of its ``<mark>`` elements."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)  # &amp; &lt; &#39; ... arrive as the characters
-        self.parts: list[str] = []
-        self.length = 0
-        self.spans: list[list[int]] = []
-        self._open: int | None = None
-
-    def handle_starttag(self, tag: str, attrs) -> None:
-        if tag == "mark" and self._open is None:  # a nested <mark> stays inside the outer span
-            self._open = self.length
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "mark":
-            self._close()
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-        self.length += len(data)
-
-    def _close(self) -> None:
-        if self._open is not None and self.length > self._open:
-            self.spans.append([self._open, self.length])
-        self._open = None
+#: A start or end tag in a snippet; the text between tags is escaped, so a tag is all a "<" can begin.
+_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)[^>]*>")
 
 
 def plain_snippet(snippet: str) -> tuple[str, list[list[int]]]:
@@ -106,11 +82,30 @@ def plain_snippet(snippet: str) -> tuple[str, list[list[int]]]:
 
     Highlights are ``[start, end]`` offsets into the text, in Unicode code points (Python string
     indices; a JavaScript client counting UTF-16 units must adjust past astral characters), so
-    ``text[start:end]`` is a marked word.  Any other markup is dropped, its text kept; an
-    unclosed ``<mark>`` runs to the end.
+    ``text[start:end]`` is a marked word.  Entities are decoded by the HTML5 rules
+    (:func:`html.unescape`), any other tag is dropped with its text kept, a ``<mark>`` inside
+    another starts no span of its own, and an unclosed one runs to the end.  A tokenizer rather than
+    :class:`html.parser.HTMLParser`: a third of its time, for ten snippets a search.
     """
-    parser = _MarkedText()
-    parser.feed(snippet or "")
-    parser.close()
-    parser._close()
-    return "".join(parser.parts), parser.spans
+    parts: list[str] = []
+    spans: list[list[int]] = []
+    length, opened, pos = 0, None, 0
+    for m in _TAG.finditer(snippet or ""):
+        text = html.unescape(snippet[pos:m.start()])
+        parts.append(text)
+        length += len(text)
+        pos = m.end()
+        if m.group(2).lower() != "mark":
+            continue
+        if not m.group(1):
+            opened = length if opened is None else opened
+        elif opened is not None:
+            if length > opened:
+                spans.append([opened, length])
+            opened = None
+    text = html.unescape((snippet or "")[pos:])
+    parts.append(text)
+    length += len(text)
+    if opened is not None and length > opened:
+        spans.append([opened, length])
+    return "".join(parts), spans

@@ -265,6 +265,8 @@ def test_plain_snippet_reads_entities_and_odd_markup():
     assert plain_snippet("<mark>🙂 ünï</mark> x") == ("🙂 ünï x", [[0, 5]])
     assert plain_snippet("x <b>y</b> <mark>z") == ("x y z", [[4, 5]])  # an unclosed mark runs to the end
     assert plain_snippet("<mark></mark>a") == ("a", [])
+    assert plain_snippet('<MARK class="hit">a</MARK> <mark>b<mark>c</mark>d') == ("a bcd", [[0, 1], [2, 4]])
+    assert plain_snippet("1 < 2 <3 &gt; x&y") == ("1 < 2 <3 > x&y", [])
     assert plain_snippet("") == ("", [])
 
 
