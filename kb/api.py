@@ -286,12 +286,12 @@ def _request_warnings(params: SearchParams, data: dict, last: int, *, api: bool)
     """What the engine's warnings cannot say: selected facet values no article has, and results
     past the last page a request may ask for (on the HTML page only once it is reached)."""
     out = []
-    facets = engine().generation().facets
+    facets = _run(engine().generation).facets
     for name in FACETS:
         known = facets[name].index
         for value in params.selected(name):
             if value not in known:
-                out.append(f"no article has {name} {value!r}; the {name} filter matches nothing")
+                out.append(f"no article has {name} {value!r}; that value matches nothing")
     reachable = current_app.config["KB_MAX_PAGE"] * params.per_page
     if data["total_groups"] > reachable and (api or params.page >= last):
         out.append(f"only the first {reachable} of {data['total_groups']} results can be paged to "
