@@ -334,7 +334,7 @@ def test_a_crash_shows_no_traceback(hostile_index):
     assert res.headers["Content-Security-Policy"] == SECURITY_HEADERS["Content-Security-Policy"]
     res = client.get("/api/boom")
     assert res.status_code == 500 and res.get_json() == {
-        "status": 500, "error": "Internal Server Error",
+        "status": 500, "error": "Internal Server Error", "code": "internal_error",
         "message": "Something went wrong on our side. Please try again.", "parameter": None}
 
 
