@@ -36,6 +36,10 @@ _CACHE_HEADERS = {
     "Cache-Control": {"description": "`public, no-cache` (revalidate each time) unless the server sets "
                                      "KB_CACHE_MAX_AGE.", "schema": _STR},
 }
+#: The conditional-request header of a cacheable answer.
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": _STR,
+                  "description": "An ETag of an earlier answer (or several, comma-separated): a 304 "
+                                 "without a body while it still holds."}
 _NOT_MODIFIED = {"304": {"description": "Not Modified: the If-None-Match validator still holds; no body.",
                          "headers": _CACHE_HEADERS}}
 
@@ -199,6 +203,7 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_page, "default": 1}},
         {"name": "per_page", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": max_per_page, "default": default_per_page}},
+        _IF_NONE_MATCH,
     ]
     return {
         "openapi": "3.1.0",
@@ -222,7 +227,7 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             "/api/v1/articles/{id}": {"get": {
                 "operationId": "getArticle", "summary": "One whole article (alias: /api/articles/{id})",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR,
-                                "description": "The article id, as in a search result."}],
+                                "description": "The article id, as in a search result."}, _IF_NONE_MATCH],
                 "responses": {"200": _ok(_ref("Article"), "The article."), **_NOT_MODIFIED,
                               **_errors(404, 405, 503)},
             }},
