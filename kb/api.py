@@ -1,12 +1,18 @@
 """The JSON API, and the request parsing and page data the HTML views share with it.
 
 A search request becomes one dict (:func:`search_data`): the engine's answer plus facet
-``toggle_url``\\ s, removable filters and paging links.  ``GET /api/search`` returns it as JSON and
+``toggle_url``\\ s, removable filters and paging links.  ``GET /api/v1/search`` returns it as JSON and
 ``GET /`` renders it with a template, so the two can never disagree.
+
+Bot-facing HTTP conventions live here too: every endpoint under ``/api/v1/`` (the older ``/api/``
+paths are aliases answering the same), weak ETags from the index generation and the normalised
+request with ``If-None-Match`` answered by a bodiless 304, and a machine-readable ``code`` in
+every JSON error (:func:`error_code`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, replace
@@ -18,10 +24,12 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 
 from .analytics import note_search
+from . import __version__
+from .highlight import plain_snippet
 from .openapi import openapi_document
 from .render import render_markdown
 from .query import MAX_QUERY_CHARS
-from .search import FACETS, IndexMissing, SearchEngine, SearchTimeout
+from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
 SEARCH_PARAMS = ("q", *FACETS, "page", "per_page")
@@ -37,16 +45,31 @@ _INT_RE = re.compile(r"[0-9]{1,9}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 #: Seconds a search may run before it is stopped with a 503 (setting KB_SEARCH_TIMEOUT).
 SEARCH_TIMEOUT = 10.0
+#: The versioned prefix of every API path; ``/api/...`` (the first, unversioned paths) stays an alias.
+API_PREFIX = "/api/v1"
+#: The ``code`` of a JSON error by HTTP status, when the exception does not name its own
+#: (``error_code`` attribute): a bot branches on it instead of parsing messages.
+ERROR_CODES = {
+    400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
+    414: "request_too_large", 431: "request_too_large", 500: "internal_error", 503: "unavailable",
+}
 
 bp = Blueprint("api", __name__)
+
+
+def error_code(exc: object, status: int) -> str:
+    """The machine-readable ``code`` of an error response (``invalid_parameter``, ``not_found``...)."""
+    fallback = "client_error" if status < 500 else "server_error"
+    return getattr(exc, "error_code", None) or ERROR_CODES.get(status) or fallback
 
 
 class BadParameter(BadRequest):
     """A 400 whose message names the offending query-string parameter."""
 
-    def __init__(self, parameter: str, message: str):
+    def __init__(self, parameter: str, message: str, error_code: str = "invalid_parameter"):
         super().__init__(message)
         self.parameter = parameter
+        self.error_code = error_code
 
 
 class UnknownArticle(NotFound):
@@ -141,7 +164,8 @@ def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
         for name in args:
             if name not in SEARCH_PARAMS:
                 shown = name if len(name) <= 40 else name[:40] + "…"
-                raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected one of {', '.join(SEARCH_PARAMS)}")
+                raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected one of "
+                                               f"{', '.join(SEARCH_PARAMS)}", "unknown_parameter")
     q = _single(args, "q") or ""
     if len(q) > MAX_QUERY_CHARS:
         raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
@@ -163,6 +187,15 @@ class TooSlow(ServiceUnavailable):
     """A 503 for a search stopped at its deadline; ``q`` is what made it slow."""
 
     parameter = "q"
+    error_code = "too_slow"
+
+
+class IndexUnavailable(ServiceUnavailable):
+    """A 503 for no index to serve (``index_missing``) or a damaged one (``index_damaged``)."""
+
+    def __init__(self, message: str, error_code: str):
+        super().__init__(message)
+        self.error_code = error_code
 
 
 def _run(method, *args, **kwargs):
@@ -172,7 +205,8 @@ def _run(method, *args, **kwargs):
     try:
         return method(*args, **kwargs)
     except IndexMissing as exc:
-        raise ServiceUnavailable(str(exc)) from None
+        code = "index_damaged" if isinstance(exc, IndexDamaged) else "index_missing"
+        raise IndexUnavailable(str(exc), code) from None
     except SearchTimeout:
         raise TooSlow(f"the search took longer than {seconds:g} s and was stopped; "
                       "try fewer words or leave out wildcards (*, ?)") from None
@@ -218,15 +252,17 @@ def search_data(params: SearchParams, base: str) -> dict:
         for name in FACETS for value in params.selected(name)
     ]
     for result in data["results"]:
-        result["api_url"] = f"/api/articles/{result['id']}"
+        result["api_url"] = f"{API_PREFIX}/articles/{result['id']}"
+        result["snippet_text"], result["highlights"] = plain_snippet(result.get("snippet", ""))
 
     # pages list results with copies folded into one
     last = max(1, min(math.ceil(data["total_groups"] / params.per_page), current_app.config["KB_MAX_PAGE"]))
     data["pages"] = last
+    data["warnings"] = [*data.get("warnings", []), *_request_warnings(params, data, last, api=base != "/")]
     data["links"] = {
         "self": url(params),
         "html": url(params, "/"),
-        "json": url(params, "/api/search"),
+        "json": url(params, f"{API_PREFIX}/search"),
         "first": url(replace(params, page=1)),
         # from a page past the end, "prev" leads back to the last page that has results
         "prev": url(replace(params, page=min(params.page - 1, last))) if params.page > 1 else None,
@@ -243,8 +279,62 @@ def article_data(article_id: str) -> dict:
         shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
         raise UnknownArticle(f"no article with id {shown!r}")
     found["html"] = render_markdown(_without_title(found.get("markdown", ""), found.get("title", "")))
-    found["links"] = {"html": found["url"], "json": f"/api/articles/{found['id']}"}
+    found["links"] = {"html": found["url"], "json": f"{API_PREFIX}/articles/{found['id']}"}
     return found
+
+
+def _request_warnings(params: SearchParams, data: dict, last: int, *, api: bool) -> list[str]:
+    """What the engine's warnings cannot say: selected facet values no article has, and results
+    past the last page a request may ask for (on the HTML page only once it is reached)."""
+    out = []
+    facets = _run(engine().generation).facets
+    for name in FACETS:
+        known = facets[name].index
+        for value in params.selected(name):
+            if value not in known:
+                out.append(f"no article has {name} {value!r}; that value matches nothing")
+    reachable = current_app.config["KB_MAX_PAGE"] * params.per_page
+    if data["total_groups"] > reachable and (api or params.page >= last):
+        out.append(f"only the first {reachable} of {data['total_groups']} results can be paged to "
+                   f"(page at most {current_app.config['KB_MAX_PAGE']}); narrow the search (service, tag, "
+                   "more words) or raise per_page to reach the rest")
+    return out
+
+
+def _etag(*parts: str) -> str:
+    """A validator of an API answer: the served generation, the settings that shape answers and the
+    normalised request (``parts``).  Weak, because ``took_ms`` differs between two answers that
+    are otherwise the same (and a compressed body is the same answer as well)."""
+    gen = _run(lambda: engine().generation().name)
+    cfg = current_app.config
+    key = "\0".join([__version__, gen, *(str(cfg[k]) for k in ("KB_PER_PAGE", "KB_MAX_PAGE", "KB_FACET_LIMIT")),
+                     *parts])
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
+def _cache_headers(response, etag: str):
+    """``response`` with its ETag and Cache-Control (setting KB_CACHE_MAX_AGE): by default
+    caches may keep an answer but must revalidate it, which costs a 304 without a search, so a
+    rebuilt index is seen at once."""
+    response.set_etag(etag, weak=True)
+    max_age = int(current_app.config["KB_CACHE_MAX_AGE"])
+    response.headers["Cache-Control"] = f"public, max-age={max_age}" if max_age > 0 else "public, no-cache"
+    return response
+
+
+def _not_modified(etag: str):
+    """A bodiless 304 when the request's If-None-Match holds ``etag`` (weak comparison, as
+    RFC 9110 asks for If-None-Match), else None.  ``*`` is left to the full answer: it must not
+    turn a 404 into a 304."""
+    wanted = request.if_none_match
+    if wanted and not wanted.star_tag and wanted.contains_weak(etag):
+        return _cache_headers(current_app.response_class(status=304), etag)
+    return None
+
+
+def _api_base() -> str:
+    """The API prefix of this request: ``/api/v1``, or ``/api`` on an alias."""
+    return API_PREFIX if request.path.startswith(API_PREFIX + "/") else "/api"
 
 
 _H1_RE = re.compile(r"\A\s*#[ \t]+(.*)\n?")
@@ -261,21 +351,33 @@ def _without_title(markdown: str, title: str) -> str:
 # -- routes -----------------------------------------------------------------------------------
 
 
+@bp.get(f"{API_PREFIX}/search")
 @bp.get("/api/search")
 def api_search():
     """Search articles; the JSON twin of the search page."""
     params = parse_search_args(request.args, current_app.config, strict=True)
-    data = search_data(params, "/api/search")
+    base = _api_base() + "/search"  # links lead on in the API version asked for
+    etag = _etag(base, params.query_string(current_app.config["KB_PER_PAGE"]))
+    not_modified = _not_modified(etag)
+    if not_modified is not None:
+        return not_modified
+    data = search_data(params, base)
     note_search(current_app.extensions.get("kb_analytics"), params, data, "api")
-    return jsonify(data)
+    return _cache_headers(jsonify(data), etag)
 
 
+@bp.get(f"{API_PREFIX}/articles/<path:article_id>")
 @bp.get("/api/articles/<path:article_id>")
 def api_article(article_id: str):
     """One whole article as structured data."""
-    return jsonify(article_data(article_id))
+    etag = _etag("article", article_id)
+    not_modified = _not_modified(etag)
+    if not_modified is not None:
+        return not_modified
+    return _cache_headers(jsonify(article_data(article_id)), etag)
 
 
+@bp.get(f"{API_PREFIX}/openapi.json")
 @bp.get("/api/openapi.json")
 def api_openapi():
     """The OpenAPI 3 description of this API."""

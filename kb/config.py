@@ -30,6 +30,8 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "KB_ANALYTICS_URL": ("", "postgresql://... to keep the analytics in PostgreSQL instead (several servers)."),
     "KB_ANALYTICS_DAYS": (90, "Days of analytics kept; older rows are purged."),
     "KB_INSIGHTS_TOKEN": ("", "Token that /insights and /api/v1/insights require (unset: both are off)."),
+    "KB_CACHE_MAX_AGE": (0, "Seconds caches may reuse an API answer unasked (0: revalidate each time, a cheap 304)."),
+    "KB_CORS_ORIGINS": ("", "Origins (comma-separated, or *) whose pages may call the JSON API; empty: no CORS."),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 from markupsafe import escape
@@ -70,3 +71,41 @@ class Marker:
         if len(text) > SNIPPET_CHARS:
             text = text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
         return str(escape(text))
+
+
+#: A start or end tag in a snippet; the text between tags is escaped, so a tag is all a "<" can begin.
+_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)[^>]*>")
+
+
+def plain_snippet(snippet: str) -> tuple[str, list[list[int]]]:
+    """A snippet (escaped HTML with ``<mark>``) as plain text and its highlights.
+
+    Highlights are ``[start, end]`` offsets into the text, in Unicode code points (Python string
+    indices; a JavaScript client counting UTF-16 units must adjust past astral characters), so
+    ``text[start:end]`` is a marked word.  Entities are decoded by the HTML5 rules
+    (:func:`html.unescape`), any other tag is dropped with its text kept, a ``<mark>`` inside
+    another starts no span of its own, and an unclosed one runs to the end.  A tokenizer rather than
+    :class:`html.parser.HTMLParser`: a third of its time, for ten snippets a search.
+    """
+    parts: list[str] = []
+    spans: list[list[int]] = []
+    length, opened, pos = 0, None, 0
+    for m in _TAG.finditer(snippet or ""):
+        text = html.unescape(snippet[pos:m.start()])
+        parts.append(text)
+        length += len(text)
+        pos = m.end()
+        if m.group(2).lower() != "mark":
+            continue
+        if not m.group(1):
+            opened = length if opened is None else opened
+        elif opened is not None:
+            if length > opened:
+                spans.append([opened, length])
+            opened = None
+    text = html.unescape((snippet or "")[pos:])
+    parts.append(text)
+    length += len(text)
+    if opened is not None and length > opened:
+        spans.append([opened, length])
+    return "".join(parts), spans

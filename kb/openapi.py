@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 description of kb's JSON API, served at ``/api/openapi.json``.
+"""The OpenAPI 3.1 description of kb's JSON API, served at ``/api/v1/openapi.json``.
 
 Limits come from the app's settings so the document never disagrees with the validation.
 """
@@ -21,11 +21,32 @@ def _json(schema: dict, description: str) -> dict:
 
 
 def _errors(*statuses: int, **texts: str) -> dict:
-    text = {400: "A parameter is malformed or unknown; `parameter` names it.",
-            404: "No such article.", 405: "Only GET is allowed.",
-            503: "No index has been built yet, or the search ran past its deadline (`parameter` is q).",
+    text = {400: "A parameter is malformed (code `invalid_parameter`) or unknown (`unknown_parameter`); "
+                 "`parameter` names it.",
+            404: "No such article (`not_found`).", 405: "Only GET is allowed (`method_not_allowed`).",
+            503: "No index has been built yet (`index_missing`) or it is damaged (`index_damaged`), or the "
+                 "search ran past its deadline (`too_slow`, `parameter` is q).",
             **{int(k[1:]): v for k, v in texts.items()}}  # _404="..." overrides a text
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+
+
+#: Headers of a cacheable answer (search, article).
+_CACHE_HEADERS = {
+    "ETag": {"description": "Weak validator: the index generation and the normalised request. Send it back "
+                            "in If-None-Match to get a 304 while nothing changed.", "schema": _STR},
+    "Cache-Control": {"description": "`public, no-cache` (revalidate each time) unless the server sets "
+                                     "KB_CACHE_MAX_AGE.", "schema": _STR},
+}
+#: The conditional-request header of a cacheable answer.
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": _STR,
+                  "description": "An ETag of an earlier answer (or several, comma-separated): a 304 "
+                                 "without a body while it still holds."}
+_NOT_MODIFIED = {"304": {"description": "Not Modified: the If-None-Match validator still holds; no body.",
+                         "headers": _CACHE_HEADERS}}
+
+
+def _ok(schema: dict, description: str) -> dict:
+    return {**_json(schema, description), "headers": _CACHE_HEADERS}
 
 
 def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int, max_query_chars: int) -> dict:
@@ -45,10 +66,14 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
     schemas = {
         "Error": {
             "type": "object",
-            "required": ["status", "error", "message", "parameter"],
+            "required": ["status", "error", "code", "message", "parameter"],
             "properties": {
                 "status": {"type": "integer", "example": 400},
                 "error": {"type": "string", "example": "Bad Request"},
+                "code": {"type": "string", "example": "invalid_parameter",
+                         "description": "Machine-readable: invalid_parameter, unknown_parameter, not_found, "
+                                        "method_not_allowed, too_slow, index_missing, index_damaged, "
+                                        "request_too_large, bad_request, internal_error, unavailable."},
                 "message": {"type": "string", "example": f"per_page must be an integer between 1 and {max_per_page}"},
                 "parameter": {**_NULLABLE_STR, "description": "The parameter at fault, if any."},
             },
@@ -57,7 +82,7 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
         "Result": {
             "type": "object",
             "required": ["id", "path", "title", "description", "info", "service", "tags", "type", "score",
-                         "snippet", "url", "api_url", "copies"],
+                         "snippet", "snippet_text", "highlights", "url", "api_url", "copies"],
             "properties": {
                 "id": _STR,
                 "path": {"type": "string", "description": "Source file, relative to the articles root."},
@@ -68,6 +93,13 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "tags": _STR_LIST,
                 "score": {"type": ["number", "null"], "description": "Relevance; null when browsing without a query."},
                 "snippet": {"type": "string", "description": "HTML-escaped excerpt; matched words in <mark>."},
+                "snippet_text": {"type": "string", "description": "The snippet as plain text (no markup, no "
+                                                                  "entities)."},
+                "highlights": {"type": "array",
+                               "description": "[start, end] offsets of the matched words in snippet_text, in "
+                                              "Unicode code points (not UTF-16 units), in order.",
+                               "items": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                         "minItems": 2, "maxItems": 2}},
                 "url": {"type": "string", "description": "The article's HTML page."},
                 "api_url": {"type": "string", "description": "The article's JSON."},
                 "type": {"type": "string", "description": "The article's type (selfHelpType, lower case)."},
@@ -111,7 +143,9 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "suggestion": {**_NULLABLE_STR, "description": "A corrected query (\"Did you mean\")."},
                 "warnings": {"type": "array", "items": _STR,
                              "description": "How the query was read: what was left out (a wildcard matching too "
-                                            "many words), a query of common words only."},
+                                            "many words), a query of common words only, a service or tag "
+                                            "value no article has, results past the last page a request may "
+                                            "ask for."},
                 "took_ms": {"type": "number"},
                 "links": {
                     "type": "object",
@@ -189,6 +223,7 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_page, "default": 1}},
         {"name": "per_page", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": max_per_page, "default": default_per_page}},
+        _IF_NONE_MATCH,
     ]
     return {
         "openapi": "3.1.0",
@@ -197,21 +232,26 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             "version": __version__,
             "description": "Search support troubleshooting articles by symptom, narrowed by service and resource "
                            "tag facets. Unknown or repeated parameters are refused with a 400 and an Error "
-                           "naming the parameter. Every HTML page has a JSON twin here.",
+                           "naming the parameter. Every HTML page has a JSON twin here. Every /api/v1/ path is "
+                           "also served without the version (/api/search, /api/articles/{id}, /api/openapi.json) "
+                           "as an alias answering the same. JSON and HTML are compressed for clients that send "
+                           "Accept-Encoding (gzip, br, zstd). CORS, when the server enables it (KB_CORS_ORIGINS), "
+                           "covers the /api/ paths.",
         },
         "paths": {
-            "/api/search": {"get": {
-                "operationId": "search", "summary": "Search articles", "parameters": search_params,
-                "responses": {"200": _json(_ref("SearchResponse"), "One page of results with facet counts."),
-                              **_errors(400, 405, 503)},
+            "/api/v1/search": {"get": {
+                "operationId": "search", "summary": "Search articles (alias: /api/search)", "parameters": search_params,
+                "responses": {"200": _ok(_ref("SearchResponse"), "One page of results with facet counts."),
+                              **_NOT_MODIFIED, **_errors(400, 405, 503)},
             }},
-            "/api/articles/{id}": {"get": {
-                "operationId": "getArticle", "summary": "One whole article",
+            "/api/v1/articles/{id}": {"get": {
+                "operationId": "getArticle", "summary": "One whole article (alias: /api/articles/{id})",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR,
-                                "description": "The article id, as in a search result."}],
-                "responses": {"200": _json(_ref("Article"), "The article."), **_errors(404, 405, 503)},
+                                "description": "The article id, as in a search result."}, _IF_NONE_MATCH],
+                "responses": {"200": _ok(_ref("Article"), "The article."), **_NOT_MODIFIED,
+                              **_errors(404, 405, 503)},
             }},
-            "/api/openapi.json": {"get": {
+            "/api/v1/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document",
                 "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")},
             }},

@@ -12,11 +12,13 @@ from urllib.parse import quote_plus, urlsplit
 
 import nh3
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
+from flask_compress import Compress
+from flask_cors import CORS
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import __version__, analytics, config as kbconfig
-from .api import article_data, parse_search_args, search_data
+from .api import article_data, error_code, parse_search_args, search_data
 from .api import bp as api_bp
 from .insights_web import bp as insights_bp
 from .insights_web import note_open, recorder
@@ -81,11 +83,34 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(pages)
     app.register_error_handler(HTTPException, _http_error)
     app.after_request(_security_headers)
+    _compress(app)
+    _cors(app)
     app.jinja_env.filters["snippet"] = snippet_html
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["wbr"] = break_after_dots
     app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, type_labels=TYPE_LABELS, max_query_chars=MAX_QUERY_CHARS)
     return app
+
+
+def _compress(app: Flask) -> None:
+    """Compress JSON and HTML for clients that accept it (gzip, or br/zstd when preferred),
+    with ``Vary: Accept-Encoding``; bodies under 500 bytes and errors stay as they are."""
+    app.config.setdefault("COMPRESS_MIMETYPES", ["application/json", "text/html"])
+    app.config.setdefault("COMPRESS_MIN_SIZE", 500)
+    Compress(app)
+
+
+def _cors(app: Flask) -> None:
+    """CORS for the JSON API only, and only for the origins of KB_CORS_ORIGINS (off when empty).
+
+    Preflight OPTIONS requests are answered; ETag is exposed so a page can revalidate.
+    """
+    origins = [o.strip() for o in str(app.config.get("KB_CORS_ORIGINS") or "").split(",") if o.strip()]
+    if not origins:
+        return
+    anyone = "*" in origins
+    CORS(app, resources={r"/api/*": {"origins": "*" if anyone else origins}}, send_wildcard=anyone,
+         methods=["GET", "HEAD", "OPTIONS"], expose_headers=["ETag"], max_age=600, supports_credentials=False)
 
 
 def package_dir(package: str) -> str:
@@ -226,8 +251,10 @@ def _http_error(exc: HTTPException):
         message = exc.description or exc.name
     parameter = getattr(exc, "parameter", None)
     headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "www-authenticate")}
+    headers["Cache-Control"] = "no-store"  # an error is never reused: the next try may succeed
     if _wants_json():
-        body = {"status": status, "error": exc.name, "message": message, "parameter": parameter}
+        body = {"status": status, "error": exc.name, "code": error_code(exc, status), "message": message,
+                "parameter": parameter}
         return jsonify(body), status, headers
     return render_template("error.html", status=status, title=exc.name, message=message), status, headers
 

@@ -27,6 +27,7 @@ from gunicorn.http.message import Request
 from gunicorn.http.parser import RequestParser
 from gunicorn.workers.ggevent import GeventWorker
 
+from .api import error_code
 from .web import SECURITY_HEADERS
 
 # BoundedRequest relies on the bytearray buffer of gunicorn 27's Request.read_line; tests/
@@ -89,9 +90,11 @@ def parameter_at_end(line: bytes) -> str | None:
 
 def error_response(status: int, reason: str, message: str, parameter: str | None) -> bytes:
     """A complete HTTP response in the app's error shape, with its security headers."""
-    body = json.dumps({"status": status, "error": reason, "message": message, "parameter": parameter}).encode()
+    body = json.dumps({"status": status, "error": reason, "code": error_code(None, status), "message": message,
+                       "parameter": parameter}).encode()
     head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in SECURITY_HEADERS.items())]
+            "Cache-Control: no-store", f"Content-Length: {len(body)}",
+            *(f"{k}: {v}" for k, v in SECURITY_HEADERS.items())]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 

@@ -52,7 +52,7 @@ def test_search_contract(client):
     for r in data["results"]:
         assert RESULT_KEYS <= r.keys()
         assert isinstance(r["tags"], list) and isinstance(r["score"], (int, float))
-        assert r["url"] == f"/articles/{r['id']}" and r["api_url"] == f"/api/articles/{r['id']}"
+        assert r["url"] == f"/articles/{r['id']}" and r["api_url"] == f"/api/v1/articles/{r['id']}"
     scores = [r["score"] for r in data["results"]]
     assert scores == sorted(scores, reverse=True)
     assert set(data["facets"]) == {"service", "tag"}
@@ -237,8 +237,9 @@ def test_bad_input_gets_the_error_shape(client, qs, parameter, message):
     assert res.status_code == 400
     assert res.content_type == "application/json"
     body = res.get_json()
-    assert body.keys() == {"status", "error", "message", "parameter"}
+    assert body.keys() == {"status", "error", "code", "message", "parameter"}
     assert body["status"] == 400 and body["error"] == "Bad Request"
+    assert body["code"] == ("unknown_parameter" if "unknown parameter" in message else "invalid_parameter")
     assert body["parameter"] == parameter
     assert message in body["message"]
 
@@ -306,16 +307,16 @@ def test_openapi_describes_the_real_responses(client, app):
     assert doc["openapi"].startswith("3.")
     served = {r.rule.replace("<path:article_id>", "{id}") for r in app.url_map.iter_rules()}
     assert set(doc["paths"]) <= served
-    ok = doc["paths"]["/api/search"]["get"]["responses"]
+    ok = doc["paths"]["/api/v1/search"]["get"]["responses"]
     _check(ok["200"]["content"]["application/json"]["schema"], search(client, q="connect", service="microsoft.compute"), doc)
     hit = search(client, q="connect")["results"][0]
-    art = doc["paths"]["/api/articles/{id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    art = doc["paths"]["/api/v1/articles/{id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     _check(art, client.get(hit["api_url"]).get_json(), doc)
     err = doc["components"]["schemas"]["Error"]
     _check(err, client.get("/api/search?page=0").get_json(), doc)
     _check(doc["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
            client.get("/healthz").get_json(), doc)
-    params = {p["name"]: p for p in doc["paths"]["/api/search"]["get"]["parameters"]}
+    params = {p["name"]: p for p in doc["paths"]["/api/v1/search"]["get"]["parameters"]}
     assert params["per_page"]["schema"]["maximum"] == MAX_PER_PAGE
     assert params["page"]["schema"]["maximum"] == MAX_PAGE
     assert params["q"]["schema"]["maxLength"] == MAX_QUERY_CHARS

@@ -104,7 +104,10 @@ def assert_error_shape(status: int, headers: dict, body: bytes, expected: int, p
     assert headers["Content-Type"].startswith("application/json")
     data = json.loads(body)
     assert data["status"] == expected and data["parameter"] == parameter and data["message"]
-    assert set(data) == {"status", "error", "message", "parameter"}
+    assert set(data) == {"status", "error", "code", "message", "parameter"}
+    too_large = expected in (413, 414, 431)
+    assert data["code"] == ("request_too_large" if too_large else "invalid_parameter" if parameter else "bad_request")
+    assert headers["Cache-Control"] == "no-store"
     for name, value in SECURITY_HEADERS.items():
         assert headers[name] == value
 

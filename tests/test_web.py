@@ -114,7 +114,7 @@ def facet_counts(soup: BeautifulSoup, name: str) -> list[tuple[str, int, bool]]:
 def test_search_page_agrees_with_its_json_twin(client, url):
     soup = page(client, url)
     data = twin(client, soup)
-    assert urlsplit(soup.find("link", rel="alternate")["href"]).path == "/api/search"
+    assert urlsplit(soup.find("link", rel="alternate")["href"]).path == "/api/v1/search"
     assert soup.find(id="json-link")["href"] == data["links"]["json"]
     titles = [a.get_text(strip=True) for a in soup.select(".results .card-title a")]
     assert titles == [r["title"] for r in data["results"]]
@@ -134,14 +134,14 @@ def test_facet_checkboxes_link_to_toggled_states(client):
     data = twin(client, soup)
     for v in data["facets"]["service"]:
         box = soup.find("input", attrs={"name": "service", "value": v["value"]})
-        assert box["data-toggle-url"] == v["toggle_url"].replace("/api/search", "/") and box["form"] == "search-form"
+        assert box["data-toggle-url"] == v["toggle_url"].replace("/api/v1/search", "/") and box["form"] == "search-form"
         assert soup.find("label", attrs={"for": box["id"]}) is not None
     selected = soup.find("input", attrs={"name": "service", "value": "microsoft.compute"})
     assert selected.has_attr("checked")
     assert dict(parse_qsl(urlsplit(selected["data-toggle-url"]).query)) == {"q": "connect"}
     # the HTML toggle links stay on the HTML page, the JSON ones in the API
     assert all(urlsplit(b["data-toggle-url"]).path == "/" for b in soup.select("input[data-toggle-url]"))
-    assert all(urlsplit(v["toggle_url"]).path == "/api/search" for v in data["facets"]["tag"])
+    assert all(urlsplit(v["toggle_url"]).path == "/api/v1/search" for v in data["facets"]["tag"])
 
 
 def test_each_facet_count_on_the_page_is_the_total_after_clicking_it(client):
@@ -178,7 +178,7 @@ def test_pagination(client):
     data = twin(client, soup)
     nav = soup.find("nav", attrs={"aria-label": "Pagination"})
     assert nav.find("a", attrs={"aria-current": "page"}).get_text(strip=True) == "1"
-    assert nav.find("a", rel="next")["href"] == "/?per_page=5&page=2" == data["links"]["next"].replace("/api/search", "/")
+    assert nav.find("a", rel="next")["href"] == "/?per_page=5&page=2" == data["links"]["next"].replace("/api/v1/search", "/")
     assert soup.select_one(".results")["start"] == "1"
     second = page(client, "/?per_page=5&page=2")
     assert second.select_one(".results")["start"] == "6"
@@ -336,7 +336,7 @@ def test_a_crash_shows_no_traceback(hostile_index):
     assert res.headers["Content-Security-Policy"] == SECURITY_HEADERS["Content-Security-Policy"]
     res = client.get("/api/boom")
     assert res.status_code == 500 and res.get_json() == {
-        "status": 500, "error": "Internal Server Error",
+        "status": 500, "error": "Internal Server Error", "code": "internal_error",
         "message": "Something went wrong on our side. Please try again.", "parameter": None}
 
 
