@@ -17,6 +17,7 @@ import pytest
 
 from kb.config import sample_root
 from kb.index import build
+from kb.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("KB_SHARED", ROOT.parent / "shared"))
@@ -45,6 +46,17 @@ def sample_index(tmp_path_factory, sample_dir) -> Path:
     index_dir = tmp_path_factory.mktemp("sample-index")
     build(sample_dir, index_dir, full=True, workers=1)
     return index_dir
+
+
+@pytest.fixture
+def app(sample_index):
+    """The web app over the sample index (test files with another index override it)."""
+    return create_app({"KB_INDEX": str(sample_index), "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
 
 
 @pytest.fixture(scope="session")

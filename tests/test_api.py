@@ -17,16 +17,6 @@ from kb.web import SECURITY_HEADERS, create_app
 RESULT_KEYS = {"id", "path", "title", "description", "service", "tags", "score", "snippet", "url"}
 
 
-@pytest.fixture
-def app(sample_index):
-    return create_app({"KB_INDEX": str(sample_index), "TESTING": True})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
 def search(client, **params) -> dict:
     res = client.get("/api/search", query_string=params)
     assert res.status_code == 200, res.get_json()

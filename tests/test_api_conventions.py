@@ -19,16 +19,6 @@ from kb.index import build
 from kb.web import create_app
 
 
-@pytest.fixture
-def app(sample_index):
-    return create_app({"KB_INDEX": str(sample_index), "TESTING": True})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
 def without_timing(data: dict) -> dict:
     return {k: v for k, v in data.items() if k != "took_ms"}
 
