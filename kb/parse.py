@@ -36,6 +36,7 @@ from .payloads import (
 )
 from .properties import KNOWN_PROPERTIES, MAX_PROPERTIES, parse_properties, split_list, split_properties
 from .render import MAX_RENDER, render_markdown
+from .titles import GUID_RE, clean_title, is_meaningless, strip_marks
 
 __all__ = [
     "MAX_BYTES", "MAX_TEXT", "MAX_ITEMS", "MAX_ID", "MAX_PROPERTIES", "MAX_JSON_BLOCKS", "MAX_MARKDOWN",
@@ -81,6 +82,8 @@ class Article:
     path: str
     title: str
     description: str = ""
+    #: the article's first H1 as written (its text), before :func:`kb.titles.clean_title`
+    heading: str = ""
     info: str = ""
     issue: str = ""
     steps: list[str] = field(default_factory=list)
@@ -109,6 +112,7 @@ class Article:
             "path": self.path,
             "title": self.title,
             "description": self.description,
+            "heading": self.heading,
             "info": self.info,
             "issue": self.issue,
             "steps": list(self.steps),
@@ -250,9 +254,17 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         rest = [x for i, x in enumerate(rest) if i not in numbered]
 
     h1 = parts.title
-    title = h1 or props.get("pagetitle", "") or path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    if not h1 and not props.get("pagetitle"):
+    title, real = clean_title(h1, props.get("pagetitle", ""), props.get("description", ""))
+    if not title:
+        title = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         warns.append("title-from-filename")
+        real = not GUID_RE.search(title)
+    if not real:
+        # "Support Topic Descriptions for <GUID>", a GUID file name: name it by what it says first
+        said = next((one_line(inline_text(t)) for t in (*json_texts, *issue_texts, *rest) if t.strip()
+                     and not is_meaningless(strip_marks(one_line(inline_text(t))))), "")
+        said = said if len(said) <= 100 else said[:100].rsplit(" ", 1)[0] + "…"
+        title = (title if not GUID_RE.search(title) else "") + (": " if said and not GUID_RE.search(title) else "") + said if said else title
     body = _clean("\n".join([*rest, *(inline_text(t) for t in json_texts)]))
     issue = _clean("\n".join(issue_rest))
     description = props.get("description", "")
@@ -269,6 +281,7 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         id=article_id_for(path),
         path=path,
         title=_clean(title)[:500],
+        heading=_clean(h1)[:500],
         description=_clean(description),
         info=_clean(props.get("infobubbletext", "")),
         issue=issue,

@@ -134,3 +134,14 @@ def test_known_odd_files(parsed):
     assert doubled.service == "microsoft.intune" and len(doubled.properties) < 20  # description="...""
     assert "properties-malformed" in doubled.warnings
     assert "Recommended steps" in doubled.body
+
+
+def test_titles_are_clean(articles):
+    """Issue 12: no title keeps comment markers, <Internal>, a GUID or a template sentence."""
+    guid = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+    for a in articles:
+        assert not re.search(r"<--|-->|<internal>", a.title, re.I), (a.path, a.title)
+        assert not guid.search(a.title), (a.path, a.title)
+        assert a.title != "Title" and not a.title.startswith("This is the title of the article"), a.path
+    saas = [a for a in articles if a.heading == "<-- SaaS offer-->"]
+    assert saas and all(a.title == "SaaS offer" for a in saas)

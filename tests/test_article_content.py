@@ -1,0 +1,174 @@
+"""Issue 12: what an article page and its JSON show: clean titles, steps as authored, payload
+pages, placeholders, related articles.  Articles written for these tests (our own words) are
+indexed beside the bundled sample."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from bs4 import BeautifulSoup
+
+from kb.index import build
+from kb.parse import parse_text
+from kb.titles import clean_title
+from kb.web import create_app
+
+STEPS_ARTICLE = """<properties
+    pageTitle="Widget VM will not start"
+    description="The widget VM stops at the boot screen."
+    service="microsoft.compute"
+    resource="virtualmachines"
+    selfHelpType="diagnostics"
+    cloudEnvironments="public"
+    articleId="widget-boot-0001"
+/>
+
+# Widget VM will not start
+<!--issueDescription-->
+Your virtual machine <!--$vmname-->[vmname]<!--/$vmname--> stopped at the boot screen at <!--$startTime--> startTime <!--/$startTime-->.
+<!--/issueDescription-->
+
+Open the [Boot screenshot](data-blade:Microsoft_Azure_Compute.BootBlade.id.$resourceId;data-blade-uri:{$domain}/#@tenant.onmicrosoft.com/resource/{$resourceIdDecoded}/bootDiagnostics) to see where the VM stops, or the [Serial log](data-blade:Microsoft_Azure_Compute.SerialBlade) blade.
+
+## **Recommended Steps**
+
+1. Follow [the repair guide](https://example.com/repair#prepare) to build a rescue VM, then sign in to it
+
+2. On the rescue VM, open the attached disk and find the `boot.log` file
+
+    * If the disk letter is "F", look in `F:\\Logs`
+    * If the file is missing, capture a [crash dump](https://example.com/dump) instead
+
+3. Restart <!--$vmname-->[vmname]<!--/$vmname--> and check the screenshot again
+
+## Recommended Documents
+
+* [Widget boot troubleshooting](https://example.com/widget-boot)
+"""
+
+QUESTIONNAIRE = """<properties
+    pageTitle="Widget scoping questions"
+    description="Questions about a widget problem"
+    service="microsoft.compute"
+    selfHelpType="problemScopingQuestions"
+    cloudEnvironments="public"
+    articleId="widget-scoping-0001"
+/>
+# Widget scoping questions
+---
+{
+  "$schema": "SelfHelpContent",
+  "title": "Widget scoping questions",
+  "fileAttachmentHint": "Attach a screenshot of the widget",
+  "formElements": [
+    {"id": "started", "order": 1, "controlType": "datetimepicker", "displayLabel": "When did the widget stop?", "required": true},
+    {"id": "kind", "order": 2, "controlType": "dropdown", "displayLabel": "Which widget is affected?",
+     "watermarkText": "Choose a widget",
+     "dropdownOptions": [{"value": "a", "text": "Round widget"}, {"value": "b", "text": "Square widget"}]},
+    {"id": "details", "order": 3, "controlType": "multilinetextbox", "displayLabel": "Describe the problem",
+     "hints": [{"text": "What you did before it stopped"}, {"text": "Any error message"}]}
+  ]
+}
+---
+"""
+
+TOPICS = """<properties
+  pagetitle="SupportTopicDescriptions for 0a1b2c3d-1111-2222-3333-444455556666"
+  description="SupportTopicDescriptions for 0a1b2c3d-1111-2222-3333-444455556666"
+  selfhelptype="SupportTopicDescription"
+  cloudenvironments="public"
+  articleid="supporttopics_0a1b2c3d-1111-2222-3333-444455556666" />
+# Support Topic Descriptions for 0a1b2c3d-1111-2222-3333-444455556666
+---
+{
+  "$schema": "SelfHelpContent",
+  "shortDescription": null,
+  "supportTopics": [
+    {"id": "9f9f9f9f-0000-1111-2222-333333333333", "longDescription": "",
+     "shortDescription": "Widgets fail to sync between regions.", "searchTags": "sync;regions", "category": "Replication"},
+    {"id": "8e8e8e8e-0000-1111-2222-333333333333", "longDescription": "Billing questions about widgets.",
+     "shortDescription": "Unexpected widget charges", "searchTags": "billing", "category": "Billing"}
+  ]
+}
+---
+"""
+
+EXTRA = {
+    "microsoft.compute/widget-boot.md": STEPS_ARTICLE,
+    "microsoft.compute/widget-scoping.md": QUESTIONNAIRE,
+    "supportTopicDescriptions/supporttopics_widgets.md": TOPICS,
+    "microsoft.compute/widget-template-title.md": STEPS_ARTICLE.replace(
+        "# Widget VM will not start", "# <-- Widget VM stuck <Internal> -->").replace("widget-boot-0001", "widget-boot-0002"),
+    "microsoft.compute/widget-quota.md": '<properties pageTitle="Widget quota" description="Widget quota." '
+                                         'service="microsoft.compute" />\n# Widget quota\n\nRaise the widget quota '
+                                         'in the portal.\n',
+}
+STEPS_ID = "microsoft.compute~widget-boot"
+SCOPING_ID = "microsoft.compute~widget-scoping"
+TOPICS_ID = "supportTopicDescriptions~supporttopics_widgets"
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, sample_dir):
+    root = tmp_path_factory.mktemp("content")
+    shutil.copytree(sample_dir, root / "articles")
+    for rel, text in EXTRA.items():
+        (root / "articles" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "articles" / rel).write_text(text)
+    build(root / "articles", root / "index", full=True, workers=1)
+    return root / "index"
+
+
+@pytest.fixture(scope="module")
+def client(index):
+    app = create_app({"KB_INDEX": str(index), "TESTING": True})
+    return app.test_client()
+
+
+def soup_of(client, url: str) -> BeautifulSoup:
+    r = client.get(url)
+    assert r.status_code == 200, (url, r.status_code)
+    return BeautifulSoup(r.get_data(as_text=True), "html.parser")
+
+
+# --- (4) clean titles ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("candidates", "title"), [
+    (("<-- SaaS offer-->",), "SaaS offer"),
+    (("Diagnose VPN tunnels <Internal>",), "Diagnose VPN tunnels"),
+    (("Title", "Reset a widget password"), "Reset a widget password"),
+    (("This is the title of the article. It is not displayed in the portal.", "", "Widget quota"), "Widget quota"),
+    (("configuration/compression", "configuration/compression"), "Configuration / compression"),
+    (("Support Topic Descriptions for 0a1b2c3d-1111-2222-3333-444455556666",), "Support Topic Descriptions"),
+])
+def test_clean_title(candidates, title):
+    assert clean_title(*candidates)[0] == title
+
+
+def test_titles_are_cleaned_at_index_time_and_the_heading_kept(client):
+    data = client.get("/api/articles/microsoft.compute~widget-template-title").get_json()
+    assert data["title"] == "Widget VM stuck"
+    assert data["heading"] == "<-- Widget VM stuck <Internal> -->"
+    topics = client.get(f"/api/articles/{TOPICS_ID}").get_json()
+    assert topics["title"] == "Support Topic Descriptions: Widgets fail to sync between regions."
+    hits = client.get("/api/search?q=widget+stuck").get_json()["results"]
+    assert all("<" not in r["title"] for r in hits)
+
+
+def test_guid_file_name_is_no_title():
+    a = parse_text("## Recommended Documents\n\n* [Widget guide](https://example.com/w)\n\nWidgets need care.",
+                   "articles/x/3e964ae0-0333-4a85-97c0-c418dcb8825c.md")
+    assert "3e964ae0" not in a.title and a.title
+
+
+def test_card_hides_a_description_that_repeats_the_title(client):
+    soup = soup_of(client, "/?q=widget+scoping+questions")
+    card = next(c for c in soup.select(".card") if c.select_one(".card-title").get_text(strip=True) == "Widget scoping questions")
+    summary = card.select_one(".card-summary")
+    assert summary is not None and summary.get_text() == "Questions about a widget problem"
+    # the description "Widget quota." repeats the title "Widget quota": no summary line
+    soup = soup_of(client, "/?q=widget+quota")
+    card = next(c for c in soup.select(".card") if c.select_one(".card-title").get_text(strip=True) == "Widget quota")
+    assert card.select_one(".card-summary") is None
