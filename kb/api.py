@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 
 from .openapi import openapi_document
-from .render import render_markdown
+from .render import render_article
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexMissing, SearchEngine, SearchTimeout
 
@@ -241,18 +241,29 @@ def article_data(article_id: str) -> dict:
     if found is None:
         shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
         raise UnknownArticle(f"no article with id {shown!r}")
-    found["html"] = render_markdown(_without_title(found.get("markdown", ""), found.get("title", "")))
+    found["html"] = _article_html(found)
     found["links"] = {"html": found["url"], "json": f"/api/articles/{found['id']}"}
     return found
+
+
+def _article_html(article: dict) -> str:
+    """The article's markdown as page HTML, its steps lists numbered (see render_article)."""
+    markdown = article.get("markdown", "")
+    body = _without_title(markdown, article.get("title", ""), article.get("heading"))
+    skipped = markdown[: len(markdown) - len(body)].count("\n")
+    lines = [d["line"] - skipped for d in article.get("steps_detail", ()) if d.get("line") is not None]
+    return render_article(body, lines)
 
 
 _H1_RE = re.compile(r"\A\s*#[ \t]+(.*)\n?")
 
 
-def _without_title(markdown: str, title: str) -> str:
-    """The markdown minus its leading ``# Title`` line, which the page shows as its heading."""
+def _without_title(markdown: str, title: str, heading: str | None = None) -> str:
+    """The markdown minus its leading ``# Title`` line, which the page shows as its heading
+    (``heading``: the H1 as written, when the title shown is a cleaned one)."""
     m = _H1_RE.match(markdown)
-    if m and " ".join(m.group(1).strip(" #*_").split()) == " ".join(title.split()):
+    shown = " ".join(m.group(1).strip(" #*_").split()) if m else None
+    if m and (shown == " ".join(title.split()) or (heading and shown == " ".join(heading.split()))):
         return markdown[m.end():]
     return markdown
 

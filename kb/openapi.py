@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from . import __version__
 
+#: The version of the JSON's shape. 1.1: articles gained steps_detail and heading (steps is
+#: still a list of strings).
+API_VERSION = "1.1"
+
 _STR = {"type": "string"}
 _NULLABLE_STR = {"type": ["string", "null"]}
 _STR_LIST = {"type": "array", "items": _STR}
@@ -121,6 +125,20 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             },
         },
         "Document": {"type": "object", "required": ["title", "url"], "properties": {"title": _STR, "url": _STR}},
+        "Step": {
+            "type": "object",
+            "description": "A step as authored.",
+            "required": ["text", "markdown", "links", "items"],
+            "properties": {
+                "text": {"type": "string", "description": "Its own plain text (sub-items apart)."},
+                "markdown": {"type": "string", "description": "Its own markdown: links, code and emphasis kept."},
+                "links": {"type": "array", "items": _ref("Document")},
+                "items": {"type": "array", "items": _ref("Step"), "description": "Its sub-items, in order."},
+                "line": {"type": ["integer", "null"],
+                         "description": "The line of `markdown` (the article's) the step starts at; null for "
+                                        "sub-items and steps of the issue description."},
+            },
+        },
         "Article": {
             "type": "object",
             "required": ["id", "path", "title", "description", "info", "issue", "steps", "documents", "body",
@@ -130,7 +148,14 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "id": _STR, "path": _STR, "title": _STR, "description": _STR,
                 "info": {"type": "string", "description": "The info-bubble text."},
                 "issue": {"type": "string", "description": "The issue description."},
-                "steps": {**_STR_LIST, "description": "Recommended steps, in order."},
+                "heading": {"type": "string", "description": "The article's first heading as written; "
+                                                             "`title` is cleaned (no comment markers, "
+                                                             "<Internal>, GUIDs or template text)."},
+                "steps": {**_STR_LIST, "description": "Recommended steps, in order, as plain text (sub-items "
+                                                      "joined): unchanged for existing clients; see steps_detail."},
+                "steps_detail": {"type": "array", "items": _ref("Step"),
+                                 "description": "The same steps as authored (added in API 1.1, one per entry of "
+                                                "`steps`): markdown, links and nested sub-items."},
                 "documents": {"type": "array", "items": _ref("Document")},
                 "body": {"type": "string", "description": "Plain text of the article body."},
                 "markdown": _STR,
@@ -175,6 +200,8 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
         "info": {
             "title": "kb: support knowledge base search",
             "version": __version__,
+            # the shape of the JSON: additions bump the minor number, a changed field the major
+            "x-api-version": API_VERSION,
             "description": "Search support troubleshooting articles by symptom, narrowed by service and resource "
                            "tag facets. Unknown or repeated parameters are refused with a 400 and an Error "
                            "naming the parameter. Every HTML page has a JSON twin here.",

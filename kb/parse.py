@@ -24,7 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from .markdown import MAX_ITEMS, inline_text, one_line, read_structure
+from .markdown import BROKEN_LINK_RE, MAX_ITEMS, inline_text, one_line, read_structure
 from .payloads import (
     MAX_JSON_BLOCKS,
     drop_comments,
@@ -87,6 +87,9 @@ class Article:
     info: str = ""
     issue: str = ""
     steps: list[str] = field(default_factory=list)
+    #: the steps as authored, one dict per entry of ``steps`` (see :func:`kb.markdown.step_detail`):
+    #: text, markdown, links, nested items, and the line of ``markdown`` each starts at
+    steps_detail: list[dict] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
     body: str = ""
     #: The article's markdown without its properties, issue description (see ``issue``), JSON
@@ -116,6 +119,7 @@ class Article:
             "info": self.info,
             "issue": self.issue,
             "steps": list(self.steps),
+            "steps_detail": list(self.steps_detail),
             "documents": [{"title": d.title, "url": d.url} for d in self.documents],
             "body": self.body,
             "markdown": self.markdown,
@@ -235,6 +239,10 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         text = text[: cut if cut > 0 else MAX_MARKDOWN]
         warns.append("truncated")
 
+    # the markdown kept is the markdown read: step lines (steps_detail) point into it
+    if "]\n" in text:
+        text = BROKEN_LINK_RE.sub("](", text)
+    text = text.strip()
     parts = read_structure(text)
     issue_rest: list[str] = []
     budget = MAX_MARKDOWN
@@ -244,13 +252,17 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         ip = read_structure(drop_comments(chunk))
         issue_rest += [x for x in (ip.title, *ip.rest) if x]
         parts.steps += ip.steps
+        # lines of an issue section are not lines of the markdown kept
+        parts.step_details += [{**d, "line": None} for d in ip.step_details]
         parts.documents += ip.documents
     steps = parts.steps
+    details = parts.step_details
     rest = parts.rest
     if not parts.has_steps_section and not steps and parts.numbered:
         # "Numbered lists are steps" when the article has no steps heading at all.
         numbered = set(parts.numbered)
         steps = [one_line(rest[i]) for i in parts.numbered]
+        details = parts.numbered_details
         rest = [x for i, x in enumerate(rest) if i not in numbered]
 
     h1 = parts.title
@@ -286,9 +298,10 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         info=_clean(props.get("infobubbletext", "")),
         issue=issue,
         steps=[s[:5000] for s in steps[:MAX_ITEMS]],
+        steps_detail=details[:MAX_ITEMS],
         documents=documents[:MAX_ITEMS],
         body=body,
-        markdown=text.strip(),
+        markdown=text,
         properties=props,
         article_id=props.get("articleid", ""),
         service=props.get("service", "").strip().lower(),

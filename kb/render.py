@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 
 import nh3
 from markdown_it import MarkdownIt
@@ -14,6 +15,40 @@ MAX_RENDER = 60_000
 
 # Full CommonMark with markdown-it's own link checks, then nh3.
 _md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+#: What nh3 keeps, plus the class that marks an article's steps list.
+_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "ol": {*nh3.ALLOWED_ATTRIBUTES.get("ol", ()), "class"}}
+
+
+def render_article(markdown: str, step_lines: Iterable[int] = ()) -> str:
+    """Like :func:`render_markdown`, with the lists holding the article's steps numbered.
+
+    ``step_lines``: the lines of ``markdown`` where steps start (``steps_detail[].line``).  The
+    list around each becomes an ``<ol class="steps">`` (authors often bulleted them), so the
+    page shows the article once, steps numbered, links live and sub-items nested.
+    """
+    starts = set(step_lines)
+    if len(markdown) > MAX_RENDER or not starts:
+        return render_markdown(markdown)
+    tokens = _md.parse(markdown)
+    open_lists: list[int] = []  # token indexes of the open lists
+    marked: set[int] = set()
+    for i, tok in enumerate(tokens):
+        if tok.type in ("bullet_list_open", "ordered_list_open"):
+            open_lists.append(i)
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            j = open_lists.pop() if open_lists else -1
+            if j in marked:
+                tok.tag = "ol"
+        elif tok.type == "list_item_open" and open_lists and tok.map and tok.map[0] in starts:
+            j = open_lists[-1]
+            if j not in marked:
+                marked.add(j)
+                tokens[j].tag = "ol"
+                tokens[j].attrSet("class", "steps")
+    html_out = _md.renderer.render(tokens, _md.options, {})
+    return nh3.clean(html_out, link_rel="noopener noreferrer nofollow", attributes=_ATTRIBUTES)
 
 
 def render_markdown(markdown: str) -> str:

@@ -172,3 +172,51 @@ def test_card_hides_a_description_that_repeats_the_title(client):
     soup = soup_of(client, "/?q=widget+quota")
     card = next(c for c in soup.select(".card") if c.select_one(".card-title").get_text(strip=True) == "Widget quota")
     assert card.select_one(".card-summary") is None
+
+
+# --- (1) steps as authored --------------------------------------------------------------------
+
+
+def test_steps_keep_their_markdown_links_and_sub_items():
+    a = parse_text(STEPS_ARTICLE, "articles/microsoft.compute/widget-boot.md")
+    assert len(a.steps) == len(a.steps_detail) == 3
+    first, second, third = a.steps_detail
+    assert first["markdown"].startswith("Follow [the repair guide](https://example.com/repair#prepare) to build")
+    assert first["links"] == [{"title": "the repair guide", "url": "https://example.com/repair#prepare"}]
+    assert first["text"] == "Follow the repair guide to build a rescue VM, then sign in to it"
+    assert second["text"] == "On the rescue VM, open the attached disk and find the boot.log file"
+    assert "`boot.log`" in second["markdown"]
+    assert [i["text"] for i in second["items"]] == [
+        'If the disk letter is "F", look in F:\\Logs', "If the file is missing, capture a crash dump instead"]
+    assert second["items"][1]["links"] == [{"title": "crash dump", "url": "https://example.com/dump"}]
+    # steps keeps its old shape: strings, sub-items joined
+    assert a.steps[1].startswith("On the rescue VM") and "capture a crash dump instead" in a.steps[1]
+    assert a.markdown.split("\n")[first["line"]].startswith("1. Follow")
+
+
+def test_api_steps_stay_strings_and_steps_detail_is_documented(client):
+    data = client.get(f"/api/articles/{STEPS_ID}").get_json()
+    assert all(isinstance(s, str) for s in data["steps"])
+    assert [d["text"] for d in data["steps_detail"]][0].startswith("Follow the repair guide")
+    spec = client.get("/api/openapi.json").get_json()
+    assert "steps_detail" in spec["components"]["schemas"]["Article"]["properties"]
+    assert spec["info"]["x-api-version"] == "1.1"
+
+
+def test_article_page_shows_the_article_once_with_steps_numbered(client):
+    soup = soup_of(client, f"/articles/{STEPS_ID}")
+    steps = soup.select(".prose ol.steps > li")
+    assert len(steps) == 3
+    link = steps[0].find("a")
+    assert (link.get_text(), link["href"]) == ("the repair guide", "https://example.com/repair#prepare")
+    assert [li.get_text(" ", strip=True) for li in steps[1].select("ul > li")][1].startswith("If the file is missing")
+    assert soup.get_text().count("Follow the repair guide") == 1  # shown once, not again collapsed
+    assert not soup.find("details", class_="body-details")
+
+
+def test_bulleted_steps_are_numbered():
+    a = parse_text("# Fix widgets\n\n## Resolution\n\n* Restart the widget\n* Clear the [cache](https://example.com/c)\n",
+                   "articles/x/bullets.md").to_dict()
+    from kb.api import _article_html
+    html = BeautifulSoup(_article_html(a), "html.parser")
+    assert [li.get_text() for li in html.select("ol.steps > li")] == ["Restart the widget", "Clear the cache"]

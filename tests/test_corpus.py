@@ -145,3 +145,12 @@ def test_titles_are_clean(articles):
         assert a.title != "Title" and not a.title.startswith("This is the title of the article"), a.path
     saas = [a for a in articles if a.heading == "<-- SaaS offer-->"]
     assert saas and all(a.title == "SaaS offer" for a in saas)
+
+
+def test_known_article_steps_as_authored(parsed):
+    """Issue 12: step 1 carries its link, step 2 its two sub-items."""
+    a = parsed["articles/microsoft.compute.cantrdp.noboot/ossstartup-starting-windows.md"]
+    first, second, _third = a.steps_detail
+    assert any("repair-windows-vm-using-azure-virtual-machine-repair-commands" in link["url"] for link in first["links"])
+    assert len(second["items"]) == 2
+    assert all(len(a.steps_detail) == len(a.steps) for a in parsed.values() if isinstance(a, Article))
