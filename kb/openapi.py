@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from . import __version__
 
-#: The version of the JSON's shape. 1.1: articles gained steps_detail and heading (steps is
-#: still a list of strings).
+#: The version of the JSON's shape. 1.1: articles gained steps_detail, heading, questions and
+#: topics (steps is still a list of strings).
 API_VERSION = "1.1"
 
 _STR = {"type": "string"}
@@ -157,6 +157,14 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                                  "description": "The same steps as authored (added in API 1.1, one per entry of "
                                                 "`steps`): markdown, links and nested sub-items."},
                 "documents": {"type": "array", "items": _ref("Document")},
+                "questions": {"type": "array", "description": "A questionnaire's questions, in form order "
+                                                                "(from its JSON payload; added in API 1.1).",
+                              "items": {"type": "object", "properties": {
+                                  "label": _STR, "kind": _STR, "required": {"type": "boolean"},
+                                  "options": _STR_LIST, "hints": _STR_LIST, "example": _STR, "info": _STR}}},
+                "topics": {"type": "array", "description": "A support-topic page's topics (added in API 1.1).",
+                           "items": {"type": "object", "properties": {
+                               "title": _STR, "description": _STR, "category": _STR, "tags": _STR_LIST}}},
                 "body": {"type": "string", "description": "Plain text of the article body."},
                 "markdown": _STR,
                 "html": {"type": "string", "description": "The body rendered and sanitised (no scripts, "

@@ -31,6 +31,7 @@ from .payloads import (
     drop_elements,
     drop_placeholder_marks,
     json_strings,
+    readable_payload,
     split_issue,
     split_json,
 )
@@ -91,6 +92,10 @@ class Article:
     #: text, markdown, links, nested items, and the line of ``markdown`` each starts at
     steps_detail: list[dict] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
+    #: a questionnaire's questions and a support-topic page's topics, read from its JSON payload
+    #: (see :func:`kb.payloads.readable_payload`)
+    questions: list[dict] = field(default_factory=list)
+    topics: list[dict] = field(default_factory=list)
     body: str = ""
     #: The article's markdown without its properties, issue description (see ``issue``), JSON
     #: payloads, comments, scripts and insight widgets, placeholders resolved, at most
@@ -121,6 +126,8 @@ class Article:
             "steps": list(self.steps),
             "steps_detail": list(self.steps_detail),
             "documents": [{"title": d.title, "url": d.url} for d in self.documents],
+            "questions": list(self.questions),
+            "topics": list(self.topics),
             "body": self.body,
             "markdown": self.markdown,
             "properties": dict(self.properties),
@@ -231,7 +238,14 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
     # Placeholders become their visible text; script, style and insight widgets are not prose.
     text = drop_elements(drop_placeholder_marks(text))
     issue_texts, text = split_issue(text)
-    text, json_texts, jw = split_json(text)
+    payloads: list = []
+    text, json_texts, jw = split_json(text, payloads)
+    questions: list[dict] = []
+    topics: list[dict] = []
+    for value in payloads:
+        readable = readable_payload(value)
+        questions += readable["questions"]
+        topics += readable["topics"]
     warns += jw
     text = drop_comments(text)
     if len(text) > MAX_MARKDOWN:
@@ -300,6 +314,8 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         steps=[s[:5000] for s in steps[:MAX_ITEMS]],
         steps_detail=details[:MAX_ITEMS],
         documents=documents[:MAX_ITEMS],
+        questions=questions[:MAX_ITEMS],
+        topics=topics[:MAX_ITEMS],
         body=body,
         markdown=text,
         properties=props,

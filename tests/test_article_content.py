@@ -220,3 +220,40 @@ def test_bulleted_steps_are_numbered():
     from kb.api import _article_html
     html = BeautifulSoup(_article_html(a), "html.parser")
     assert [li.get_text() for li in html.select("ol.steps > li")] == ["Restart the widget", "Clear the cache"]
+
+
+# --- (2) questionnaire and support-topic pages ----------------------------------------------------
+
+
+def test_questionnaire_page_shows_questions_options_and_hints(client):
+    data = client.get(f"/api/articles/{SCOPING_ID}").get_json()
+    assert [q["label"] for q in data["questions"]] == [
+        "When did the widget stop?", "Which widget is affected?", "Describe the problem"]
+    soup = soup_of(client, f"/articles/{SCOPING_ID}")
+    questions = soup.select("ol.questions > li")
+    assert [q.select_one(".question-label").get_text(" ", strip=True) for q in questions][0] == \
+        "When did the widget stop? (required)"
+    assert [li.get_text() for li in questions[1].select(".question-options li")] == ["Round widget", "Square widget"]
+    assert [li.get_text() for li in questions[2].select(".question-hints li")] == [
+        "What you did before it stopped", "Any error message"]
+    assert "controlType" not in soup.get_text() and "datetimepicker" not in soup.get_text()
+
+
+def test_support_topic_page_lists_its_topics(client):
+    soup = soup_of(client, f"/articles/{TOPICS_ID}")
+    topics = soup.select("ul.topics > li")
+    assert [t.select_one(".topic-title").get_text(" ", strip=True) for t in topics] == [
+        "Widgets fail to sync between regions. Replication", "Unexpected widget charges Billing"]
+    assert "Billing questions about widgets." in topics[1].get_text()
+
+
+def test_a_page_whose_payload_has_no_form_still_shows_its_text(tmp_path):
+    a = parse_text('<properties pageTitle="Odd widget form" selfHelpType="problemScopingQuestions" />\n# Odd widget form\n'
+                   '---\n{displayLabel: "Which widget broke?", broken: true,}\n---\n', "articles/x/odd.md").to_dict()
+    assert not a["questions"] and "Which widget broke?" in a["body"]
+    from flask import render_template
+    app = create_app({"KB_INDEX": str(tmp_path), "TESTING": True})
+    with app.test_request_context("/articles/x~odd"):
+        page = render_template("article.html", article={**a, "html": "", "url": "/articles/x~odd",
+                                                          "links": {"json": "/api/articles/x~odd"}}, back_url="/")
+    assert "Which widget broke?" in BeautifulSoup(page, "html.parser").select_one(".article").get_text()
