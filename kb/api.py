@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 
 from .openapi import openapi_document
+from .personalise import blade_links, personalise, request_values
 from .render import render_article
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexMissing, SearchEngine, SearchTimeout
@@ -235,22 +236,40 @@ def search_data(params: SearchParams, base: str) -> dict:
     return data
 
 
-def article_data(article_id: str) -> dict:
-    """The whole article with its body rendered to sanitised HTML; raises NotFound."""
+def article_data(article_id: str, args: MultiDict | None = None) -> dict:
+    """The whole article with its body rendered to sanitised HTML; raises NotFound.
+
+    ``args`` (the request's query string) may fill the article's placeholders
+    (``?vmname=web01``) and name a ``resourceId`` (see :mod:`kb.personalise`); never stored.
+    """
     found = _run(engine().article, article_id) if ARTICLE_ID_RE.fullmatch(article_id) else None
     if found is None:
         shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
         raise UnknownArticle(f"no article with id {shown!r}")
+    if args:
+        found = _personalised(found, args)
     found["html"] = _article_html(found)
     found["links"] = {"html": found["url"], "json": f"/api/articles/{found['id']}"}
     return found
 
 
+def _personalised(article: dict, args: MultiDict) -> dict:
+    """``article`` with the request's placeholder values filled in (a 400 for a bad resourceId)."""
+    try:
+        by_label, resource = request_values({k: args.get(k, "") for k in args}, article.get("placeholders", []))
+    except ValueError:
+        raise BadParameter("resourceId", "resourceId must be an Azure resource ID "
+                                         "(/subscriptions/…/resourceGroups/…/providers/…)") from None
+    return personalise(article, by_label, resource)
+
+
 def _article_html(article: dict) -> str:
-    """The article's markdown as page HTML, its steps lists numbered (see render_article)."""
+    """The article's markdown as page HTML, its steps lists numbered (see render_article), its
+    unresolved portal links as text marked "opens in the Azure portal"."""
     markdown = article.get("markdown", "")
     body = _without_title(markdown, article.get("title", ""), article.get("heading"))
     skipped = markdown[: len(markdown) - len(body)].count("\n")
+    body = blade_links(body, None, True)
     lines = [d["line"] - skipped for d in article.get("steps_detail", ()) if d.get("line") is not None]
     return render_article(body, lines)
 
@@ -280,8 +299,8 @@ def api_search():
 
 @bp.get("/api/articles/<path:article_id>")
 def api_article(article_id: str):
-    """One whole article as structured data."""
-    return jsonify(article_data(article_id))
+    """One whole article as structured data; placeholder values may be given (see kb.personalise)."""
+    return jsonify(article_data(article_id, request.args))
 
 
 @bp.get("/api/openapi.json")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from . import __version__
 
-#: The version of the JSON's shape. 1.1: articles gained steps_detail, heading, questions and
-#: topics (steps is still a list of strings).
+#: The version of the JSON's shape. 1.1: articles gained steps_detail, heading, questions,
+#: topics, placeholders (and filled); steps is still a list of strings.
 API_VERSION = "1.1"
 
 _STR = {"type": "string"}
@@ -165,6 +165,14 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "topics": {"type": "array", "description": "A support-topic page's topics (added in API 1.1).",
                            "items": {"type": "object", "properties": {
                                "title": _STR, "description": _STR, "category": _STR, "tags": _STR_LIST}}},
+                "placeholders": {"type": "array", "description": "Values the article names that a request "
+                                                                 "may fill (added in API 1.1).",
+                                 "items": {"type": "object", "required": ["name", "label", "where"], "properties": {
+                                     "name": {"type": "string", "description": "The query parameter that fills it."},
+                                     "label": {"type": "string", "description": "How it reads unfilled: [vmname]."},
+                                     "where": {**_STR_LIST, "description": "Fields it occurs in."}}}},
+                "filled": {**_STR_LIST, "description": "Placeholders this response has filled (present only "
+                                                       "when the request gave values)."},
                 "body": {"type": "string", "description": "Plain text of the article body."},
                 "markdown": _STR,
                 "html": {"type": "string", "description": "The body rendered and sanitised (no scripts, "
@@ -222,9 +230,16 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             }},
             "/api/articles/{id}": {"get": {
                 "operationId": "getArticle", "summary": "One whole article",
+                "description": "Any of the article's `placeholders` may be given a value by its name "
+                               "(`?vmname=web01`): the article comes back with it filled in (never stored).",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR,
-                                "description": "The article id, as in a search result."}],
-                "responses": {"200": _json(_ref("Article"), "The article."), **_errors(404, 405, 503)},
+                                "description": "The article id, as in a search result."},
+                               {"name": "resourceId", "in": "query", "required": False,
+                                "schema": {"type": "string", "maxLength": 1000},
+                                "description": "An Azure resource ID: fills the name, resource group and "
+                                               "subscription placeholders it implies and turns portal links "
+                                               "into portal URLs for that resource."}],
+                "responses": {"200": _json(_ref("Article"), "The article."), **_errors(400, 404, 405, 503)},
             }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document",

@@ -36,6 +36,7 @@ from .payloads import (
     split_json,
 )
 from .properties import KNOWN_PROPERTIES, MAX_PROPERTIES, parse_properties, split_list, split_properties
+from .personalise import bracket_placeholders, placeholder_list
 from .render import MAX_RENDER, render_markdown
 from .titles import GUID_RE, clean_title, is_meaningless, strip_marks
 
@@ -110,6 +111,9 @@ class Article:
     type: str = ""
     scenario: str = ""
     hash: str = ""
+    #: the reader's own values the article names: name, label (as it reads: "[vmname]"), and
+    #: the fields it occurs in (see :mod:`kb.personalise`)
+    placeholders: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -139,6 +143,7 @@ class Article:
             "type": self.type,
             "scenario": self.scenario,
             "hash": self.hash,
+            "placeholders": [dict(p) for p in self.placeholders],
             "warnings": list(self.warnings),
         }
 
@@ -236,6 +241,8 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
     warns += pw
 
     # Placeholders become their visible text; script, style and insight widgets are not prose.
+    # placeholders stay as their labels in brackets ("[vmname]"), listed in ``placeholders``
+    text, placeholder_pairs = bracket_placeholders(text)
     text = drop_elements(drop_placeholder_marks(text))
     issue_texts, text = split_issue(text)
     payloads: list = []
@@ -303,7 +310,7 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         if (d.title, d.url) not in seen_docs:
             seen_docs.add((d.title, d.url))
             documents.append(Document(d.title[:500], d.url[:2000]))
-    return Article(
+    article = Article(
         id=article_id_for(path),
         path=path,
         title=_clean(title)[:500],
@@ -328,6 +335,11 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         scenario=props.get("diagnosticscenario", "").strip(),
         warnings=sorted(set(warns)),
     )
+    if placeholder_pairs:
+        fields = {"title": article.title, "issue": article.issue, "steps": "\n".join(article.steps),
+                  "body": article.body}
+        article.placeholders = placeholder_list(placeholder_pairs, fields)
+    return article
 
 #: Bytes that occur in text files; a file whose first 64 KB are more than 5% other control
 #: bytes (NUL, BEL, ...) is binary.

@@ -61,3 +61,20 @@ def render_markdown(markdown: str) -> str:
     if len(markdown) > MAX_RENDER:
         return "<pre>" + html.escape(markdown[:MAX_RENDER]) + "</pre>"
     return nh3.clean(_md.render(markdown), link_rel="noopener noreferrer nofollow")
+
+
+def steps_as_text(steps: list[dict], markdown: bool = False) -> str:
+    """An article's steps (``steps_detail``) as a numbered list to paste: plain text, or
+    markdown with links kept; sub-items indented under their step."""
+    lines: list[str] = []
+
+    def add(items: list[dict], depth: int) -> None:
+        for n, item in enumerate(items, 1):
+            text = item.get("markdown" if markdown else "text", "") or item.get("text", "")
+            marker = f"{n}." if depth == 0 else "-"
+            pad = "   " * depth
+            lines.append(f"{pad}{marker} " + text.replace("\n", "\n" + pad + "   "))
+            add(item.get("items", []), depth + 1)
+
+    add(steps, 0)
+    return "\n".join(lines)

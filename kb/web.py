@@ -19,6 +19,7 @@ from . import __version__, config as kbconfig
 from .api import article_data, parse_search_args, search_data
 from .api import bp as api_bp
 from .query import MAX_QUERY_CHARS
+from .render import steps_as_text
 from .search import SearchEngine
 
 #: Every response carries these.  The CSP allows no inline script or style at all, so article
@@ -78,6 +79,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.filters["snippet"] = snippet_html
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["wbr"] = break_after_dots
+    app.jinja_env.filters["steps_text"] = steps_as_text
     app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, type_labels=TYPE_LABELS, max_query_chars=MAX_QUERY_CHARS)
     return app
 
@@ -127,7 +129,7 @@ def search_page():
 @pages.get("/articles/<path:article_id>")
 def article_page(article_id: str):
     """One article, rendered from the same dict as /api/articles/<id>."""
-    article = article_data(article_id)
+    article = article_data(article_id, request.args)
     return render_template("article.html", article=article, back_url=_back_url())
 
 

@@ -257,3 +257,48 @@ def test_a_page_whose_payload_has_no_form_still_shows_its_text(tmp_path):
         page = render_template("article.html", article={**a, "html": "", "url": "/articles/x~odd",
                                                           "links": {"json": "/api/articles/x~odd"}}, back_url="/")
     assert "Which widget broke?" in BeautifulSoup(page, "html.parser").select_one(".article").get_text()
+
+
+# --- (5) placeholders, portal links, copy and print -----------------------------------------------
+
+VM_ID = "/subscriptions/0000-sub/resourceGroups/widgets-rg/providers/Microsoft.Compute/virtualMachines/web01"
+
+
+def test_placeholders_are_listed_and_shown_as_placeholders(client):
+    data = client.get(f"/api/articles/{STEPS_ID}").get_json()
+    assert {(p["name"], p["label"]) for p in data["placeholders"]} == {("vmname", "[vmname]"), ("startTime", "[startTime]")}
+    vm = next(p for p in data["placeholders"] if p["name"] == "vmname")
+    assert set(vm["where"]) == {"issue", "steps"}
+    assert "machine [vmname] stopped at the boot screen at [startTime]." in data["issue"]
+
+
+def test_query_values_fill_placeholders_escaped_and_never_stored(client):
+    data = client.get(f"/api/articles/{STEPS_ID}?vmname=web01&startTime=09:00").get_json()
+    assert "machine web01 stopped at the boot screen at 09:00." in data["issue"]
+    assert data["steps_detail"][2]["text"] == "Restart web01 and check the screenshot again"
+    assert data["filled"] == ["startTime", "vmname"]
+    hostile = "<img src=x onerror=alert(1)>*bold*"
+    page = client.get(f"/articles/{STEPS_ID}", query_string={"vmname": hostile}).get_data(as_text=True)
+    soup = BeautifulSoup(page, "html.parser")
+    assert soup.find("img") is None and hostile in soup.select_one(".issue").get_text()
+    assert hostile in soup.select_one(".prose ol.steps").get_text()  # markdown-escaped: text, not markup
+    # never stored: the next request without values sees the placeholder again
+    assert "[vmname]" in client.get(f"/api/articles/{STEPS_ID}").get_json()["issue"]
+
+
+def test_resource_id_fills_names_and_resolves_portal_links(client):
+    data = client.get(f"/api/articles/{STEPS_ID}", query_string={"resourceId": VM_ID}).get_json()
+    assert "machine web01 stopped" in data["issue"]
+    soup = BeautifulSoup(data["html"], "html.parser")
+    shot = soup.find("a", string="Boot screenshot")
+    assert shot["href"] == f"https://portal.azure.com/#@/resource{VM_ID}/bootDiagnostics"
+    # a blade link that names no resource stays text, marked
+    assert soup.find("a", string="Serial log") is None and "Serial log (opens in the Azure portal)" in soup.get_text()
+    assert client.get(f"/api/articles/{STEPS_ID}?resourceId=not-a-resource").status_code == 400
+
+
+def test_unresolved_portal_links_are_marked_text(client):
+    soup = soup_of(client, f"/articles/{STEPS_ID}")
+    prose = soup.select_one(".prose")
+    assert prose.find("a", string="Boot screenshot") is None
+    assert "Boot screenshot (opens in the Azure portal)" in prose.get_text()

@@ -61,3 +61,15 @@ def test_known_article_steps_through_the_api(client):
     page = BeautifulSoup(client.get(f"/articles/{KNOWN}").data, "html.parser")
     step1 = page.select(".prose ol.steps > li")[0]
     assert "repair-windows-vm-using-azure-virtual-machine-repair-commands" in step1.find("a")["href"]
+
+
+def test_known_article_placeholders_and_portal_links(client):
+    data = client.get(f"/api/articles/{KNOWN}").get_json()
+    assert "vmname" in [p["name"] for p in data["placeholders"]]
+    filled = client.get(f"/api/articles/{KNOWN}?vmname=web01").get_json()
+    assert "your virtual machine (VM) web01 is in" in filled["issue"]
+    vm = "/subscriptions/0000/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/web01"
+    data = client.get(f"/api/articles/{KNOWN}", query_string={"resourceId": vm}).get_json()
+    link = BeautifulSoup(data["html"], "html.parser").find("a", string="Boot Diagnostics Screenshot")
+    assert link["href"] == f"https://portal.azure.com/#@/resource{vm}/bootDiagnostics"
+    assert "(VM) web01 is in" in data["issue"]
