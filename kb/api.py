@@ -253,6 +253,17 @@ def article_data(article_id: str, args: MultiDict | None = None) -> dict:
     return found
 
 
+def related_data(article_id: str, limit: int = 5) -> list[dict]:
+    """Articles like ``article_id`` as search results (see SearchEngine.related); raises NotFound."""
+    found = _run(engine().related, article_id, limit) if ARTICLE_ID_RE.fullmatch(article_id) else None
+    if found is None:
+        shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
+        raise UnknownArticle(f"no article with id {shown!r}")
+    for result in found:
+        result["api_url"] = f"/api/articles/{result['id']}"
+    return found
+
+
 def _personalised(article: dict, args: MultiDict) -> dict:
     """``article`` with the request's placeholder values filled in (a 400 for a bad resourceId)."""
     try:
@@ -301,6 +312,12 @@ def api_search():
 def api_article(article_id: str):
     """One whole article as structured data; placeholder values may be given (see kb.personalise)."""
     return jsonify(article_data(article_id, request.args))
+
+
+@bp.get("/api/articles/<path:article_id>/related")
+def api_related(article_id: str):
+    """Up to 5 articles like this one: same service first, copies left out."""
+    return jsonify({"id": article_id, "results": related_data(article_id)})
 
 
 @bp.get("/api/openapi.json")

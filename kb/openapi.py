@@ -8,7 +8,8 @@ from __future__ import annotations
 from . import __version__
 
 #: The version of the JSON's shape. 1.1: articles gained steps_detail, heading, questions,
-#: topics, placeholders (and filled); steps is still a list of strings.
+#: topics, placeholders (and filled); /api/articles/{id}/related is new; steps is still a list
+#: of strings.
 API_VERSION = "1.1"
 
 _STR = {"type": "string"}
@@ -240,6 +241,19 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                                                "subscription placeholders it implies and turns portal links "
                                                "into portal URLs for that resource."}],
                 "responses": {"200": _json(_ref("Article"), "The article."), **_errors(400, 404, 405, 503)},
+            }},
+            "/api/articles/{id}/related": {"get": {
+                "operationId": "getRelatedArticles", "summary": "Up to 5 related articles",
+                "description": "Articles about the same problem, by kb's own ranking of this article's title "
+                               "and description words: the same service first; the article itself and its "
+                               "copies are never listed (added in API 1.1).",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR,
+                                "description": "The article id, as in a search result."}],
+                "responses": {"200": _json({"type": "object", "required": ["id", "results"],
+                                            "properties": {"id": _STR, "results": {"type": "array", "maxItems": 5,
+                                                                                   "items": _ref("Result")}}},
+                                           "The related articles, best first."),
+                              **_errors(404, 405, 503)},
             }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document",

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import __version__, config as kbconfig
-from .api import article_data, parse_search_args, search_data
+from .api import article_data, parse_search_args, related_data, search_data
 from .api import bp as api_bp
 from .query import MAX_QUERY_CHARS
 from .render import steps_as_text
@@ -130,7 +130,8 @@ def search_page():
 def article_page(article_id: str):
     """One article, rendered from the same dict as /api/articles/<id>."""
     article = article_data(article_id, request.args)
-    return render_template("article.html", article=article, back_url=_back_url())
+    return render_template("article.html", article=article, back_url=_back_url(),
+                           related=related_data(article["id"]))
 
 
 def _back_url() -> str:

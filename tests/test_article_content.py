@@ -302,3 +302,33 @@ def test_unresolved_portal_links_are_marked_text(client):
     prose = soup.select_one(".prose")
     assert prose.find("a", string="Boot screenshot") is None
     assert "Boot screenshot (opens in the Azure portal)" in prose.get_text()
+
+
+# --- (6) related articles -------------------------------------------------------------------------
+
+
+def test_related_articles_same_service_first_never_itself_or_its_copies(client):
+    data = client.get(f"/api/articles/{STEPS_ID}/related").get_json()
+    ids = [r["id"] for r in data["results"]]
+    assert 1 <= len(ids) <= 5 and STEPS_ID not in ids
+    services = [r["service"] for r in data["results"]]
+    # same service first: no other service before the last microsoft.compute result
+    if "microsoft.compute" in services:
+        last = max(i for i, s in enumerate(services) if s == "microsoft.compute")
+        assert all(s == "microsoft.compute" for s in services[: last + 1])
+    assert client.get("/api/articles/no-such-article/related").status_code == 404
+
+
+def test_related_leaves_out_copies(client):
+    # the sample has the same SAS article for two clouds: copies of each other
+    hits = client.get("/api/search?q=sas+token+expired").get_json()["results"]
+    top = next(r for r in hits if r["copies"])
+    ids = {r["id"] for r in client.get(f"/api/articles/{top['id']}/related").get_json()["results"]}
+    assert top["id"] not in ids and not ids & {c["id"] for c in top["copies"]}
+
+
+def test_article_page_lists_related_articles(client):
+    soup = soup_of(client, f"/articles/{STEPS_ID}")
+    links = soup.select("nav.related li a")
+    api = client.get(f"/api/articles/{STEPS_ID}/related").get_json()["results"]
+    assert [a["href"] for a in links] == [r["url"] for r in api]
