@@ -33,7 +33,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 #: The operations schemathesis exercises: every path of the document but the document itself
 #: (schemathesis leaves ``/api/openapi.json`` out; loading the schema above has just fetched it).
-OPERATIONS = [("/api/search", "GET"), ("/api/articles/{id}", "GET"), ("/healthz", "GET")]
+OPERATIONS = [("/api/search", "GET"), ("/api/articles/{id}", "GET"), ("/api/articles/{id}/related", "GET"),
+              ("/healthz", "GET")]
 
 
 @pytest.fixture(scope="module")
