@@ -332,3 +332,22 @@ def test_article_page_lists_related_articles(client):
     links = soup.select("nav.related li a")
     api = client.get(f"/api/articles/{STEPS_ID}/related").get_json()["results"]
     assert [a["href"] for a in links] == [r["url"] for r in api]
+
+
+# --- (7) clean snippets ---------------------------------------------------------------------------
+
+
+def test_snippet_text_has_no_markdown_and_no_glued_headings():
+    from kb.highlight import snippet_text
+    text = snippet_text("Your VM [vmname] stopped.",
+                        "Boot screen\n## **Recommended Steps**\n* Use **bold**, `code` and [a link](https://x.test)\n"
+                        "| a | b |\n|---|---|\n1. Restart <br> it")
+    assert text == ("Your VM [vmname] stopped. Boot screen · Recommended Steps · Use bold, code and a link · "
+                    "a b · Restart it")
+
+
+def test_result_snippets_read_cleanly(client):
+    hits = client.get("/api/search?q=widget+boot+screen").get_json()["results"]
+    widget = next(r for r in hits if r["id"] == STEPS_ID)
+    assert "[vmname]" in widget["snippet"] and "<!--" not in widget["snippet"]
+    assert "**" not in widget["snippet"] and "](" not in widget["snippet"]

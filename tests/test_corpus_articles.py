@@ -96,3 +96,10 @@ def test_related_answers_for_every_article_never_itself_or_a_copy(app, client, s
     # the 20 ms target is measured in bench/; here only a generous bound for a noisy machine
     assert took[int(len(took) * 0.95)] < 0.2
     assert client.get(f"/api/articles/{KNOWN}/related").status_code == 200
+
+
+def test_snippet_sources_hold_no_markdown(stored):
+    """Issue 12: snippets are readable text (no emphasis marks, links, tags or comments)."""
+    for doc in stored:
+        text = doc.get("snippet_source", "")
+        assert not re.search(r"\*\*|\]\(|<br\b|<!--", text), (doc["id"], text[:200])
