@@ -585,6 +585,10 @@ class SearchEngine:
             final[docnum] = False
             if group >= 0:
                 final &= gen.copies != group
+            if scored is not None and final.sum() > 400:
+                # only the best-scored few hundred can make the list: rank those alone
+                best = np.where(final, scored.scores, 0)
+                final &= best >= np.partition(best, -400)[-400]
             ranked, _ = self._ranked(gen, parsed, scored, final, limit * 3)
             own = gen.service_of[docnum]
             if own >= 0:  # same service first, each part in score order
