@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 
+from .markdown import inline_text
 from .openapi import openapi_document
 from .personalise import blade_links, personalise, request_values
 from .render import render_article
@@ -292,8 +293,13 @@ def _without_title(markdown: str, title: str, heading: str | None = None) -> str
     """The markdown minus its leading ``# Title`` line, which the page shows as its heading
     (``heading``: the H1 as written, when the title shown is a cleaned one)."""
     m = _H1_RE.match(markdown)
+    if m and heading is not None and not m.group(1).strip(" #"):
+        return markdown[m.end():]  # an empty "# " line
     shown = " ".join(m.group(1).strip(" #*_").split()) if m else None
-    if m and (shown == " ".join(title.split()) or (heading and shown == " ".join(heading.split()))):
+    # the heading as the parser read it (markup gone) is what ``heading`` holds
+    read = inline_text(m.group(1).rstrip(" #")) if m and heading else ""
+    if m and (shown == " ".join(title.split())
+              or (heading and " ".join(heading.split()) in (shown, " ".join(read.split()).strip("*_ :")))):
         return markdown[m.end():]
     return markdown
 

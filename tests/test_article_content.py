@@ -351,3 +351,11 @@ def test_result_snippets_read_cleanly(client):
     widget = next(r for r in hits if r["id"] == STEPS_ID)
     assert "[vmname]" in widget["snippet"] and "<!--" not in widget["snippet"]
     assert "**" not in widget["snippet"] and "](" not in widget["snippet"]
+
+
+def test_a_heading_with_markup_or_a_filled_placeholder_is_shown_once(client, tmp_path):
+    from kb.api import _without_title
+    md = "# Widget **<!--$ResourceName-->[ResourceName]<!--/$ResourceName-->** is `slow`\n\nText.\n"
+    a = parse_text(md, "articles/x/slow.md")
+    assert a.title == "Widget [ResourceName] is slow"
+    assert _without_title(a.markdown, "Widget web01 is slow", a.heading).strip() == "Text."
