@@ -7,6 +7,9 @@ from collections.abc import Iterable
 
 import nh3
 from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from .personalise import blade_links
 
 #: render_markdown() shows longer markdown as plain text (the longest real article has ~18,000
 #: characters): markdown-it spends ~15 us per character on inputs such as "[" * 100_000, and
@@ -78,3 +81,11 @@ def steps_as_text(steps: list[dict], markdown: bool = False) -> str:
 
     add(steps, 0)
     return "\n".join(lines)
+
+
+def render_step(step: dict) -> Markup:
+    """One step of ``steps_detail`` (its own markdown, then its sub-items) as sanitised HTML, for
+    steps the article's markdown does not hold (those of an issue description)."""
+    own = render_markdown(blade_links(step.get("markdown") or step.get("text", ""), None, True))
+    items = "".join(f"<li>{render_step(i)}</li>" for i in step.get("items", ()))
+    return Markup(own + (f"<ul>{items}</ul>" if items else ""))

@@ -19,7 +19,7 @@ from . import __version__, config as kbconfig
 from .api import article_data, parse_search_args, related_data, search_data
 from .api import bp as api_bp
 from .query import MAX_QUERY_CHARS
-from .render import steps_as_text
+from .render import render_step, steps_as_text
 from .search import SearchEngine
 
 #: Every response carries these.  The CSP allows no inline script or style at all, so article
@@ -80,6 +80,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["wbr"] = break_after_dots
     app.jinja_env.filters["steps_text"] = steps_as_text
+    app.jinja_env.filters["step_html"] = render_step
     app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, type_labels=TYPE_LABELS, max_query_chars=MAX_QUERY_CHARS)
     return app
 

@@ -359,3 +359,19 @@ def test_a_heading_with_markup_or_a_filled_placeholder_is_shown_once(client, tmp
     a = parse_text(md, "articles/x/slow.md")
     assert a.title == "Widget [ResourceName] is slow"
     assert _without_title(a.markdown, "Widget web01 is slow", a.heading).strip() == "Text."
+
+
+def test_steps_of_an_issue_description_keep_their_links(tmp_path):
+    md = ("# Widget sync stops\n<!--issueDescription-->\nSync stopped.\n\n## Steps\n\n"
+          "1. Check the [sync status](https://example.com/sync)\n    * then retry\n<!--/issueDescription-->\n\nMore text.\n")
+    a = parse_text(md, "articles/x/sync.md").to_dict()
+    assert a["steps_detail"][0]["line"] is None
+    from flask import render_template
+    app = create_app({"KB_INDEX": str(tmp_path), "TESTING": True})
+    with app.test_request_context("/articles/x~sync"):
+        from kb.api import _article_html
+        page = render_template("article.html", article={**a, "html": _article_html(a), "url": "/articles/x~sync",
+                                                          "links": {"json": "/api/articles/x~sync"}}, back_url="/")
+    steps = BeautifulSoup(page, "html.parser").select_one("#steps-heading").find_next("ol")
+    assert steps.find("a")["href"] == "https://example.com/sync"
+    assert [li.get_text(strip=True) for li in steps.select("ul li")] == ["then retry"]
