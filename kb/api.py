@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
@@ -26,8 +26,10 @@ from werkzeug.exceptions import BadRequest, NotFound, ServiceUnavailable
 from .analytics import note_search
 from . import __version__
 from .highlight import plain_snippet
+from .markdown import inline_text
 from .openapi import openapi_document
-from .render import render_markdown
+from .personalise import blade_links, personalise, request_values
+from .render import render_article
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
 
@@ -272,15 +274,53 @@ def search_data(params: SearchParams, base: str) -> dict:
     return data
 
 
-def article_data(article_id: str) -> dict:
-    """The whole article with its body rendered to sanitised HTML; raises NotFound."""
+def article_data(article_id: str, args: MultiDict | None = None) -> dict:
+    """The whole article with its body rendered to sanitised HTML; raises NotFound.
+
+    ``args`` (the request's query string) may fill the article's placeholders
+    (``?vmname=web01``) and name a ``resourceId`` (see :mod:`kb.personalise`); never stored.
+    """
     found = _run(engine().article, article_id) if ARTICLE_ID_RE.fullmatch(article_id) else None
     if found is None:
         shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
         raise UnknownArticle(f"no article with id {shown!r}")
-    found["html"] = render_markdown(_without_title(found.get("markdown", ""), found.get("title", "")))
+    if args:
+        found = _personalised(found, args)
+    found["html"] = _article_html(found)
     found["links"] = {"html": found["url"], "json": f"{API_PREFIX}/articles/{found['id']}"}
     return found
+
+
+def related_data(article_id: str, limit: int = 5) -> list[dict]:
+    """Articles like ``article_id`` as search results (see SearchEngine.related); raises NotFound."""
+    found = _run(engine().related, article_id, limit) if ARTICLE_ID_RE.fullmatch(article_id) else None
+    if found is None:
+        shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
+        raise UnknownArticle(f"no article with id {shown!r}")
+    for result in found:
+        result["api_url"] = f"{API_PREFIX}/articles/{result['id']}"
+    return found
+
+
+def _personalised(article: dict, args: MultiDict) -> dict:
+    """``article`` with the request's placeholder values filled in (a 400 for a bad resourceId)."""
+    try:
+        by_label, resource = request_values({k: args.get(k, "") for k in args}, article.get("placeholders", []))
+    except ValueError:
+        raise BadParameter("resourceId", "resourceId must be an Azure resource ID "
+                                         "(/subscriptions/…/resourceGroups/…/providers/…)") from None
+    return personalise(article, by_label, resource)
+
+
+def _article_html(article: dict) -> str:
+    """The article's markdown as page HTML, its steps lists numbered (see render_article), its
+    unresolved portal links as text marked "opens in the Azure portal"."""
+    markdown = article.get("markdown", "")
+    body = _without_title(markdown, article.get("title", ""), article.get("heading"))
+    skipped = markdown[: len(markdown) - len(body)].count("\n")
+    body = blade_links(body, None, True)
+    lines = [d["line"] - skipped for d in article.get("steps_detail", ()) if d.get("line") is not None]
+    return render_article(body, lines)
 
 
 def _request_warnings(params: SearchParams, data: dict, last: int, *, api: bool) -> list[str]:
@@ -340,10 +380,17 @@ def _api_base() -> str:
 _H1_RE = re.compile(r"\A\s*#[ \t]+(.*)\n?")
 
 
-def _without_title(markdown: str, title: str) -> str:
-    """The markdown minus its leading ``# Title`` line, which the page shows as its heading."""
+def _without_title(markdown: str, title: str, heading: str | None = None) -> str:
+    """The markdown minus its leading ``# Title`` line, which the page shows as its heading
+    (``heading``: the H1 as written, when the title shown is a cleaned one)."""
     m = _H1_RE.match(markdown)
-    if m and " ".join(m.group(1).strip(" #*_").split()) == " ".join(title.split()):
+    if m and heading is not None and not m.group(1).strip(" #"):
+        return markdown[m.end():]  # an empty "# " line
+    shown = " ".join(m.group(1).strip(" #*_").split()) if m else None
+    # the heading as the parser read it (markup gone) is what ``heading`` holds
+    read = inline_text(m.group(1).rstrip(" #")) if m and heading else ""
+    if m and (shown == " ".join(title.split())
+              or (heading and " ".join(heading.split()) in (shown, " ".join(read.split()).strip("*_ :")))):
         return markdown[m.end():]
     return markdown
 
@@ -369,12 +416,20 @@ def api_search():
 @bp.get(f"{API_PREFIX}/articles/<path:article_id>")
 @bp.get("/api/articles/<path:article_id>")
 def api_article(article_id: str):
-    """One whole article as structured data."""
-    etag = _etag("article", article_id)
+    """One whole article as structured data; placeholder values may be given (see kb.personalise)."""
+    # the placeholder values shape the answer, so they are part of its validator
+    etag = _etag("article", article_id, urlencode(sorted(request.args.items(multi=True))))
     not_modified = _not_modified(etag)
     if not_modified is not None:
         return not_modified
-    return _cache_headers(jsonify(article_data(article_id)), etag)
+    return _cache_headers(jsonify(article_data(article_id, request.args)), etag)
+
+
+@bp.get(f"{API_PREFIX}/articles/<path:article_id>/related")
+@bp.get("/api/articles/<path:article_id>/related")
+def api_related(article_id: str):
+    """Up to 5 articles like this one: same service first, copies left out."""
+    return jsonify({"id": article_id, "results": related_data(article_id)})
 
 
 @bp.get(f"{API_PREFIX}/openapi.json")

@@ -12,6 +12,7 @@ from whoosh.columns import CompressedBytesColumn
 from whoosh.fields import COLUMN, ID, KEYWORD, STORED, TEXT, Schema
 
 from .analysis import spelling_analyzer, text_analyzer
+from .highlight import snippet_text
 from .parse import Article
 
 #: Characters of body text kept for result snippets; bounds highlighting work per hit.
@@ -68,7 +69,8 @@ def copy_key(a: Article) -> str:
 
 def article_document(a: Article) -> dict:
     """The Whoosh document of one article (empty values left out: no facet value "")."""
-    snippet_source = "\n".join(x for x in (a.issue, a.body) if x)[:SNIPPET_SOURCE_CHARS]
+    # readable text: no markdown syntax, headings kept apart from the text that follows them
+    snippet_source = snippet_text(a.issue[:SNIPPET_SOURCE_CHARS * 2], a.body[:SNIPPET_SOURCE_CHARS * 2])[:SNIPPET_SOURCE_CHARS]
     doc = {
         "id": a.id,
         "path": a.path,

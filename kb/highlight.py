@@ -11,6 +11,40 @@ from markupsafe import escape
 SNIPPET_CHARS = 240
 
 _SPACE = re.compile(r"\s+")
+#: Markdown a line of stored text can still hold (from JSON payload strings, code, tables): line
+#: starts (headings, bullets, numbers, quotes), links, emphasis, code marks and tags.
+_LINE_START = re.compile(r"^\s*(?:#{1,6}\s*|[*+-]\s+|[0-9]{1,3}[.)]\s+|>\s*)+")
+_LINK = re.compile(r"!?\[([^\[\]\n]*)\]\((?:[^()\n]|\([^()\n]*\))*(?:\)|$)")
+#: the end of a link whose text began on an earlier line
+_LINK_TAIL = re.compile(r"\]\([^()\s]*\)")
+_EMPHASIS = re.compile(r"\*\*|__|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])|`+|~~")
+_TAG = re.compile(r"</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?(?:>|$)|<br\W{0,3}>")
+_RULE = re.compile(r"^[\s|:=*_-]*$")
+_SENTENCE_END = ".!?:;…)»\"'"
+
+
+def snippet_text(*texts: str) -> str:
+    """Stored text made readable for snippets: markdown syntax and tags gone, table bars as
+    spaces, and a line that does not end a sentence (a heading) kept apart from the next with
+    " · " instead of being glued to it.  Placeholders stay as they read (``[vmname]``)."""
+    out: list[str] = []
+    for text in texts:
+        for line in text.split("\n"):
+            if _RULE.match(line):  # blank, a table rule or a line of dashes
+                continue
+            line = _LINE_START.sub("", line)
+            line = _LINK_TAIL.sub("", _LINK.sub(r"\1", line))
+            line = _TAG.sub(" ", line)
+            line = _EMPHASIS.sub("", line).replace("|", " ")
+            line = " ".join(line.split())
+            if not line:
+                continue
+            if out and out[-1][-1] not in _SENTENCE_END:
+                out.append(" · ")
+            elif out:
+                out.append(" ")
+            out.append(line)
+    return "".join(out)
 
 
 class Marker:

@@ -238,6 +238,50 @@ class Structure:
     #: they become the steps of an article that has no steps section.
     numbered: list[int] = field(default_factory=list)
     has_steps_section: bool = False
+    #: one per step, in order: see :func:`step_detail`
+    step_details: list[dict] = field(default_factory=list)
+    #: one per entry of ``numbered``
+    numbered_details: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class _Item:
+    """A list item being read: its own texts and links, its sub-items, its source lines."""
+
+    start: int
+    end: int
+    own_end: int = -1  # the line its first nested list starts at
+    texts: list[str] = field(default_factory=list)
+    docs: list[Doc] = field(default_factory=list)
+    children: list[dict] = field(default_factory=list)
+
+
+LIST_MARKER_RE = re.compile(r"[ \t]*(?:[*+-]|[0-9]{1,9}[.)])[ \t]?")
+
+
+def _item_markdown(lines: list[str], start: int, end: int) -> str:
+    """The markdown of a list item's own lines, its list marker and indentation removed."""
+    own = lines[start:end]
+    if not own:
+        return ""
+    first = LIST_MARKER_RE.sub("", own[0], count=1)
+    rest = [x.strip() for x in own[1:]]
+    return "\n".join([first.strip(), *rest]).strip()
+
+
+def step_detail(item: _Item, lines: list[str], line: int | None = None) -> dict:
+    """A step (or sub-item) as authored: ``text`` (its own plain text, sub-items apart),
+    ``markdown`` (its own source, links and code kept), ``links`` (``title``, ``url``),
+    ``items`` (its sub-items, the same shape) and ``line`` (where it starts in the markdown that
+    was read, for a top-level step; else None)."""
+    own_end = item.own_end if item.own_end >= 0 else item.end
+    return {
+        "text": one_line(" ".join(item.texts))[:5000],
+        "markdown": _item_markdown(lines, item.start, own_end)[:5000],
+        "links": [{"title": d.title[:500], "url": d.url[:2000]} for d in item.docs[:MAX_ITEMS]],
+        "items": item.children[:MAX_ITEMS],
+        "line": line,
+    }
 
 
 def read_structure(text: str) -> Structure:
@@ -252,6 +296,8 @@ def read_structure(text: str) -> Structure:
     item_docs: list[Doc] = []
     item_numbered = False
     ordered: list[bool] = []  # the open lists, innermost last: numbered?
+    items: list[_Item] = []  # the open list items, innermost last
+    lines: list[str] = []
     heading_level = 0
     row: list[str] | None = None  # cells of the table row being read
 
@@ -273,6 +319,9 @@ def read_structure(text: str) -> Structure:
             item_texts.append(text)
             item_rest.append(rest)
             item_docs.extend(docs)
+            if items:
+                items[-1].texts.append(text)
+                items[-1].docs.extend(docs)
         else:
             block(text, docs, rest)
 
@@ -321,7 +370,7 @@ def read_structure(text: str) -> Structure:
         if run:
             paragraph("\n".join(run))
 
-    def end_item() -> None:
+    def end_item(top: _Item | None) -> None:
         nonlocal item_texts, item_rest, item_docs
         texts, rest, docs = item_texts, item_rest, item_docs
         item_texts, item_rest, item_docs = [], [], []
@@ -334,15 +383,21 @@ def read_structure(text: str) -> Structure:
             step = one_line(" ".join(texts))
             if step and len(parts.steps) < MAX_ITEMS:
                 parts.steps.append(step)
+                parts.step_details.append(step_detail(top, lines, top.start) if top else
+                                          {"text": step, "markdown": step, "links": [], "items": [], "line": None})
         else:
             plain = "\n".join(texts)
             if plain.strip():
                 if item_numbered and not section:
                     parts.numbered.append(len(parts.rest))
+                    parts.numbered_details.append(step_detail(top, lines, top.start) if top else
+                                                  {"text": one_line(plain), "markdown": plain, "links": [],
+                                                   "items": [], "line": None})
                 parts.rest.append(plain)
 
     if "]\n" in text:
         text = BROKEN_LINK_RE.sub("](", text)
+    lines = text.split("\n")
     for tok in _parser(_unused(_BLOCK_NEEDS, text)).parse(text, env):
         typ = tok.type
         if typ == "inline":
@@ -365,12 +420,19 @@ def read_structure(text: str) -> Structure:
             if not item_depth:
                 item_numbered = bool(ordered and ordered[-1])
             item_depth += 1
+            start, end = tok.map if tok.map else (0, 0)
+            items.append(_Item(start, end))
         elif typ == "list_item_close":
             item_depth -= 1
+            done = items.pop() if items else None
+            if done is not None and items and len(items[-1].children) < MAX_ITEMS:
+                items[-1].children.append(step_detail(done, lines))
             if not item_depth:
-                end_item()
+                end_item(done)
         elif typ == "bullet_list_open" or typ == "ordered_list_open":
             ordered.append(typ == "ordered_list_open")
+            if items and items[-1].own_end < 0 and tok.map:
+                items[-1].own_end = tok.map[0]
         elif typ == "bullet_list_close" or typ == "ordered_list_close":
             if ordered:
                 ordered.pop()
@@ -378,6 +440,8 @@ def read_structure(text: str) -> Structure:
             if item_depth:
                 item_texts.append(tok.content)
                 item_rest.append(tok.content)
+                if items:
+                    items[-1].texts.append(tok.content)
             elif tok.content.strip():
                 parts.rest.append(tok.content)
         elif typ == "html_block":

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from . import __version__
 
+#: The version of the JSON's shape. 1.1: articles gained steps_detail, heading, questions,
+#: topics, placeholders (and filled); /api/articles/{id}/related is new; steps is still a list
+#: of strings.
+API_VERSION = "1.1"
+
 _STR = {"type": "string"}
 _NULLABLE_STR = {"type": ["string", "null"]}
 _STR_LIST = {"type": "array", "items": _STR}
@@ -156,6 +161,20 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             },
         },
         "Document": {"type": "object", "required": ["title", "url"], "properties": {"title": _STR, "url": _STR}},
+        "Step": {
+            "type": "object",
+            "description": "A step as authored.",
+            "required": ["text", "markdown", "links", "items"],
+            "properties": {
+                "text": {"type": "string", "description": "Its own plain text (sub-items apart)."},
+                "markdown": {"type": "string", "description": "Its own markdown: links, code and emphasis kept."},
+                "links": {"type": "array", "items": _ref("Document")},
+                "items": {"type": "array", "items": _ref("Step"), "description": "Its sub-items, in order."},
+                "line": {"type": ["integer", "null"],
+                         "description": "The line of `markdown` (the article's) the step starts at; null for "
+                                        "sub-items and steps of the issue description."},
+            },
+        },
         "Article": {
             "type": "object",
             "required": ["id", "path", "title", "description", "info", "issue", "steps", "documents", "body",
@@ -165,8 +184,31 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "id": _STR, "path": _STR, "title": _STR, "description": _STR,
                 "info": {"type": "string", "description": "The info-bubble text."},
                 "issue": {"type": "string", "description": "The issue description."},
-                "steps": {**_STR_LIST, "description": "Recommended steps, in order."},
+                "heading": {"type": "string", "description": "The article's first heading as written; "
+                                                             "`title` is cleaned (no comment markers, "
+                                                             "<Internal>, GUIDs or template text)."},
+                "steps": {**_STR_LIST, "description": "Recommended steps, in order, as plain text (sub-items "
+                                                      "joined): unchanged for existing clients; see steps_detail."},
+                "steps_detail": {"type": "array", "items": _ref("Step"),
+                                 "description": "The same steps as authored (added in API 1.1, one per entry of "
+                                                "`steps`): markdown, links and nested sub-items."},
                 "documents": {"type": "array", "items": _ref("Document")},
+                "questions": {"type": "array", "description": "A questionnaire's questions, in form order "
+                                                                "(from its JSON payload; added in API 1.1).",
+                              "items": {"type": "object", "properties": {
+                                  "label": _STR, "kind": _STR, "required": {"type": "boolean"},
+                                  "options": _STR_LIST, "hints": _STR_LIST, "example": _STR, "info": _STR}}},
+                "topics": {"type": "array", "description": "A support-topic page's topics (added in API 1.1).",
+                           "items": {"type": "object", "properties": {
+                               "title": _STR, "description": _STR, "category": _STR, "tags": _STR_LIST}}},
+                "placeholders": {"type": "array", "description": "Values the article names that a request "
+                                                                 "may fill (added in API 1.1).",
+                                 "items": {"type": "object", "required": ["name", "label", "where"], "properties": {
+                                     "name": {"type": "string", "description": "The query parameter that fills it."},
+                                     "label": {"type": "string", "description": "How it reads unfilled: [vmname]."},
+                                     "where": {**_STR_LIST, "description": "Fields it occurs in."}}}},
+                "filled": {**_STR_LIST, "description": "Placeholders this response has filled (present only "
+                                                       "when the request gave values)."},
                 "body": {"type": "string", "description": "Plain text of the article body."},
                 "markdown": _STR,
                 "html": {"type": "string", "description": "The body rendered and sanitised (no scripts, "
@@ -230,6 +272,8 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
         "info": {
             "title": "kb: support knowledge base search",
             "version": __version__,
+            # the shape of the JSON: additions bump the minor number, a changed field the major
+            "x-api-version": API_VERSION,
             "description": "Search support troubleshooting articles by symptom, narrowed by service and resource "
                            "tag facets. Unknown or repeated parameters are refused with a 400 and an Error "
                            "naming the parameter. Every HTML page has a JSON twin here. Every /api/v1/ path is "
@@ -246,9 +290,30 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             }},
             "/api/v1/articles/{id}": {"get": {
                 "operationId": "getArticle", "summary": "One whole article (alias: /api/articles/{id})",
+                "description": "Any of the article's `placeholders` may be given a value by its name "
+                               "(`?vmname=web01`): the article comes back with it filled in (never stored).",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR,
-                                "description": "The article id, as in a search result."}, _IF_NONE_MATCH],
+                                "description": "The article id, as in a search result."},
+                               {"name": "resourceId", "in": "query", "required": False,
+                                "schema": {"type": "string", "maxLength": 1000},
+                                "description": "An Azure resource ID: fills the name, resource group and "
+                                               "subscription placeholders it implies and turns portal links "
+                                               "into portal URLs for that resource."}, _IF_NONE_MATCH],
                 "responses": {"200": _ok(_ref("Article"), "The article."), **_NOT_MODIFIED,
+                              **_errors(400, 404, 405, 503)},
+            }},
+            "/api/v1/articles/{id}/related": {"get": {
+                "operationId": "getRelatedArticles",
+                "summary": "Up to 5 related articles (alias: /api/articles/{id}/related)",
+                "description": "Articles about the same problem, by kb's own ranking of this article's title "
+                               "and description words: the same service first; the article itself and its "
+                               "copies are never listed (added in API 1.1).",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR,
+                                "description": "The article id, as in a search result."}],
+                "responses": {"200": _json({"type": "object", "required": ["id", "results"],
+                                            "properties": {"id": _STR, "results": {"type": "array", "maxItems": 5,
+                                                                                   "items": _ref("Result")}}},
+                                           "The related articles, best first."),
                               **_errors(404, 405, 503)},
             }},
             "/api/v1/openapi.json": {"get": {

@@ -24,18 +24,21 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from .markdown import MAX_ITEMS, inline_text, one_line, read_structure
+from .markdown import BROKEN_LINK_RE, MAX_ITEMS, inline_text, one_line, read_structure
 from .payloads import (
     MAX_JSON_BLOCKS,
     drop_comments,
     drop_elements,
     drop_placeholder_marks,
     json_strings,
+    readable_payload,
     split_issue,
     split_json,
 )
 from .properties import KNOWN_PROPERTIES, MAX_PROPERTIES, parse_properties, split_list, split_properties
+from .personalise import bracket_placeholders, placeholder_list
 from .render import MAX_RENDER, render_markdown
+from .titles import GUID_RE, clean_title, is_meaningless, strip_marks
 
 __all__ = [
     "MAX_BYTES", "MAX_TEXT", "MAX_ITEMS", "MAX_ID", "MAX_PROPERTIES", "MAX_JSON_BLOCKS", "MAX_MARKDOWN",
@@ -81,10 +84,19 @@ class Article:
     path: str
     title: str
     description: str = ""
+    #: the article's first H1 as written (its text), before :func:`kb.titles.clean_title`
+    heading: str = ""
     info: str = ""
     issue: str = ""
     steps: list[str] = field(default_factory=list)
+    #: the steps as authored, one dict per entry of ``steps`` (see :func:`kb.markdown.step_detail`):
+    #: text, markdown, links, nested items, and the line of ``markdown`` each starts at
+    steps_detail: list[dict] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
+    #: a questionnaire's questions and a support-topic page's topics, read from its JSON payload
+    #: (see :func:`kb.payloads.readable_payload`)
+    questions: list[dict] = field(default_factory=list)
+    topics: list[dict] = field(default_factory=list)
     body: str = ""
     #: The article's markdown without its properties, issue description (see ``issue``), JSON
     #: payloads, comments, scripts and insight widgets, placeholders resolved, at most
@@ -99,6 +111,9 @@ class Article:
     type: str = ""
     scenario: str = ""
     hash: str = ""
+    #: the reader's own values the article names: name, label (as it reads: "[vmname]"), and
+    #: the fields it occurs in (see :mod:`kb.personalise`)
+    placeholders: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -109,10 +124,14 @@ class Article:
             "path": self.path,
             "title": self.title,
             "description": self.description,
+            "heading": self.heading,
             "info": self.info,
             "issue": self.issue,
             "steps": list(self.steps),
+            "steps_detail": list(self.steps_detail),
             "documents": [{"title": d.title, "url": d.url} for d in self.documents],
+            "questions": list(self.questions),
+            "topics": list(self.topics),
             "body": self.body,
             "markdown": self.markdown,
             "properties": dict(self.properties),
@@ -124,6 +143,7 @@ class Article:
             "type": self.type,
             "scenario": self.scenario,
             "hash": self.hash,
+            "placeholders": [dict(p) for p in self.placeholders],
             "warnings": list(self.warnings),
         }
 
@@ -221,9 +241,18 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
     warns += pw
 
     # Placeholders become their visible text; script, style and insight widgets are not prose.
+    # placeholders stay as their labels in brackets ("[vmname]"), listed in ``placeholders``
+    text, placeholder_pairs = bracket_placeholders(text)
     text = drop_elements(drop_placeholder_marks(text))
     issue_texts, text = split_issue(text)
-    text, json_texts, jw = split_json(text)
+    payloads: list = []
+    text, json_texts, jw = split_json(text, payloads)
+    questions: list[dict] = []
+    topics: list[dict] = []
+    for value in payloads:
+        readable = readable_payload(value)
+        questions += readable["questions"]
+        topics += readable["topics"]
     warns += jw
     text = drop_comments(text)
     if len(text) > MAX_MARKDOWN:
@@ -231,6 +260,10 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         text = text[: cut if cut > 0 else MAX_MARKDOWN]
         warns.append("truncated")
 
+    # the markdown kept is the markdown read: step lines (steps_detail) point into it
+    if "]\n" in text:
+        text = BROKEN_LINK_RE.sub("](", text)
+    text = text.strip()
     parts = read_structure(text)
     issue_rest: list[str] = []
     budget = MAX_MARKDOWN
@@ -240,19 +273,31 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         ip = read_structure(drop_comments(chunk))
         issue_rest += [x for x in (ip.title, *ip.rest) if x]
         parts.steps += ip.steps
+        # lines of an issue section are not lines of the markdown kept
+        parts.step_details += [{**d, "line": None} for d in ip.step_details]
         parts.documents += ip.documents
     steps = parts.steps
+    details = parts.step_details
     rest = parts.rest
     if not parts.has_steps_section and not steps and parts.numbered:
         # "Numbered lists are steps" when the article has no steps heading at all.
         numbered = set(parts.numbered)
         steps = [one_line(rest[i]) for i in parts.numbered]
+        details = parts.numbered_details
         rest = [x for i, x in enumerate(rest) if i not in numbered]
 
     h1 = parts.title
-    title = h1 or props.get("pagetitle", "") or path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    if not h1 and not props.get("pagetitle"):
+    title, real = clean_title(h1, props.get("pagetitle", ""), props.get("description", ""))
+    if not title:
+        title = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         warns.append("title-from-filename")
+        real = not GUID_RE.search(title)
+    if not real:
+        # "Support Topic Descriptions for <GUID>", a GUID file name: name it by what it says first
+        said = next((one_line(inline_text(t)) for t in (*json_texts, *issue_texts, *rest) if t.strip()
+                     and not is_meaningless(strip_marks(one_line(inline_text(t))))), "")
+        said = said if len(said) <= 100 else said[:100].rsplit(" ", 1)[0] + "…"
+        title = (title if not GUID_RE.search(title) else "") + (": " if said and not GUID_RE.search(title) else "") + said if said else title
     body = _clean("\n".join([*rest, *(inline_text(t) for t in json_texts)]))
     issue = _clean("\n".join(issue_rest))
     description = props.get("description", "")
@@ -265,17 +310,21 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         if (d.title, d.url) not in seen_docs:
             seen_docs.add((d.title, d.url))
             documents.append(Document(d.title[:500], d.url[:2000]))
-    return Article(
+    article = Article(
         id=article_id_for(path),
         path=path,
         title=_clean(title)[:500],
+        heading=_clean(h1)[:500],
         description=_clean(description),
         info=_clean(props.get("infobubbletext", "")),
         issue=issue,
         steps=[s[:5000] for s in steps[:MAX_ITEMS]],
+        steps_detail=details[:MAX_ITEMS],
         documents=documents[:MAX_ITEMS],
+        questions=questions[:MAX_ITEMS],
+        topics=topics[:MAX_ITEMS],
         body=body,
-        markdown=text.strip(),
+        markdown=text,
         properties=props,
         article_id=props.get("articleid", ""),
         service=props.get("service", "").strip().lower(),
@@ -286,6 +335,11 @@ def parse_text(text: str, path: str, warnings_: list[str] | None = None) -> Arti
         scenario=props.get("diagnosticscenario", "").strip(),
         warnings=sorted(set(warns)),
     )
+    if placeholder_pairs:
+        fields = {"title": article.title, "issue": article.issue, "steps": "\n".join(article.steps),
+                  "body": article.body}
+        article.placeholders = placeholder_list(placeholder_pairs, fields)
+    return article
 
 #: Bytes that occur in text files; a file whose first 64 KB are more than 5% other control
 #: bytes (NUL, BEL, ...) is binary.

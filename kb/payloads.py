@@ -183,11 +183,64 @@ def _lenient_json_strings(payload: str) -> list[str]:
     return out
 
 
-def split_json(text: str) -> tuple[str, list[str], list[str]]:
+def _lower_keys(value) -> dict:
+    return {k.lower(): v for k, v in value.items()} if type(value) is dict else {}
+
+
+def _string(value, limit: int = 2000) -> str:
+    return " ".join(value.split())[:limit] if type(value) is str else ""
+
+
+def _texts(items) -> list[str]:
+    """The ``text`` of each option or hint (or the string itself), blanks dropped."""
+    out: list[str] = []
+    for item in items if type(items) is list else ():
+        text = _string(item) if type(item) is str else _string(_lower_keys(item).get("text"))
+        if text and len(out) < 200:
+            out.append(text)
+    return out
+
+
+def readable_payload(value) -> dict:
+    """What a page shows of a JSON payload: its form's ``questions`` (label, kind, required,
+    options, hints, example, info; in form order) and its support ``topics`` (title,
+    description, category, tags).  Either list is empty when the payload has none."""
+    top = _lower_keys(value)
+    questions: list[dict] = []
+    elements = [e for e in top.get("formelements") or () if type(e) is dict] if type(top.get("formelements")) is list else []
+    ordered = sorted(elements, key=lambda e: o if type(o := _lower_keys(e).get("order")) in (int, float) else 0)
+    for element in ordered[:500]:
+        e = _lower_keys(element)
+        label = _string(e.get("displaylabel"))
+        if not label:
+            continue
+        questions.append({
+            "label": label,
+            "kind": _string(e.get("controltype"), 100).lower(),
+            "required": e.get("required") is True or str(e.get("required")).lower() == "true",
+            "options": _texts(e.get("dropdownoptions") or e.get("radiobuttonoptions") or e.get("defaultdropdownoptions")),
+            "hints": _texts(e.get("hints")),
+            "example": _string(e.get("watermarktext")),
+            "info": _string(e.get("infoballoontext") or e.get("infoballontext")),
+        })
+    topics: list[dict] = []
+    for item in top.get("supporttopics") or () if type(top.get("supporttopics")) is list else ():
+        t = _lower_keys(item)
+        title = _string(t.get("shortdescription"))
+        if title and len(topics) < 500:
+            tags = _string(t.get("searchtags"))
+            topics.append({"title": title, "description": _string(t.get("longdescription")),
+                           "category": _string(t.get("category"), 200),
+                           "tags": [x.strip() for x in tags.split(";") if x.strip()][:50]})
+    return {"questions": questions, "topics": topics}
+
+
+def split_json(text: str, values: list | None = None) -> tuple[str, list[str], list[str]]:
     """Cut JSON payloads (``---`` line, ``{`` or ``[`` ..., ``---`` line) out of ``text``.
 
     Returns the text without them, their human-readable strings, and warnings.  A payload that
-    ``json`` rejects is read leniently; one that yields nothing at all stays in the text.
+    ``json`` rejects is read leniently; one that yields nothing at all stays in the text.  The
+    payloads ``json`` reads are appended to ``values`` when it is given.
     """
     if "---" not in text or not JSON_START_RE.search(text):
         return text, [], []
@@ -211,7 +264,10 @@ def split_json(text: str) -> tuple[str, list[str], list[str]]:
         payload = "\n".join(lines[i + 1:j])
         attempts += 1
         try:
-            found = json_strings(json.loads(payload, strict=False))
+            value = json.loads(payload, strict=False)
+            found = json_strings(value)
+            if values is not None:
+                values.append(value)
         except (ValueError, RecursionError):
             found = _lenient_json_strings(payload)
             warns.append("json-invalid")

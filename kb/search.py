@@ -183,6 +183,10 @@ class Generation:
                 self._prior[read_postings(reader, "type", kind)[0]] = factor
         self._no_prior = np.ones(self.stats.n, dtype=np.float32)
         self._title_keys: dict[int, str] = {}
+        # each document's service, as an ordinal of the service facet (-1: none)
+        service = self.facets["service"]
+        self.service_of = np.full(self.stats.n, -1, dtype=np.int64)
+        self.service_of[service.docs] = service.ords
         self._articles = None
         self._articles_lock = threading.Lock()
 
@@ -517,6 +521,50 @@ class SearchEngine:
         data.pop("warnings", None)
         data["url"] = article_url(data["id"])
         return data
+
+    def related(self, article_id: str, limit: int = 5) -> list[dict] | None:
+        """Up to ``limit`` articles like ``article_id`` (None for an unknown id), as search results.
+
+        The article's title, description and info words are scored by kb's own ranker, as a
+        search for them would be; the article and its copies are left out, copies of a result
+        fold into it, and articles of the same service come first.  Cached per generation.
+        """
+        if not isinstance(article_id, str) or not article_id or len(article_id) > 1000:
+            return None
+        gen = self.generation()
+        docnum = gen.docnum(article_id)
+        if docnum is None:
+            return None
+        key = ("related", article_id, limit)
+        cached = gen.results.get(key)
+        if cached is not None:
+            return json.loads(cached)
+        f = gen.searcher.stored_fields(docnum)
+        text = " ".join((f.get("title", ""), f.get("description", ""))).lower()
+        # plain words only (no query syntax), each once, at most 10: bounds the work per page
+        words = dict.fromkeys(w for w in "".join(c if c.isalnum() else " " for c in text).split() if len(w) > 1)
+        parsed = gen.queries.parse(" ".join(list(words)[:10]))
+        out: list[dict] = []
+        if parsed.words:
+            scored, matched = self._match(gen, parsed)
+            final = matched & gen.alive
+            group = gen.copies[docnum]
+            final[docnum] = False
+            if group >= 0:
+                final &= gen.copies != group
+            if scored is not None and final.sum() > 400:
+                # only the best-scored few hundred can make the list: rank those alone
+                best = np.where(final, scored.scores, 0)
+                final &= best >= np.partition(best, -400)[-400]
+            ranked, _ = self._ranked(gen, parsed, scored, final, limit * 3)
+            own = gen.service_of[docnum]
+            if own >= 0:  # same service first, each part in score order
+                ranked.sort(key=lambda r: gen.service_of[r[0]] != own)
+            marker = Marker(frozenset())
+            out = [_result(gen, d, score, marker, copies) for d, score, copies in ranked[:limit]]
+        if gen.results.limit > 0:
+            gen.results.put(key, json.dumps(out, separators=(",", ":")).encode())
+        return out
 
 
 class _ByteLRU:

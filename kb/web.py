@@ -18,11 +18,12 @@ from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import __version__, analytics, config as kbconfig
-from .api import article_data, error_code, parse_search_args, search_data
+from .api import article_data, error_code, parse_search_args, related_data, search_data
 from .api import bp as api_bp
 from .insights_web import bp as insights_bp
 from .insights_web import note_open, recorder
 from .query import MAX_QUERY_CHARS
+from .render import render_step, steps_as_text
 from .search import SearchEngine
 
 #: Every response carries these.  The CSP allows no inline script or style at all, so article
@@ -88,6 +89,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.filters["snippet"] = snippet_html
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["wbr"] = break_after_dots
+    app.jinja_env.filters["steps_text"] = steps_as_text
+    app.jinja_env.filters["step_html"] = render_step
     app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, type_labels=TYPE_LABELS, max_query_chars=MAX_QUERY_CHARS)
     return app
 
@@ -165,11 +168,11 @@ def search_page():
 @pages.get("/articles/<path:article_id>")
 def article_page(article_id: str):
     """One article, rendered from the same dict as /api/articles/<id>."""
-    article = article_data(article_id)
+    article = article_data(article_id, request.args)
     note_open(article["id"])
     return render_template("article.html", article=article, back_url=_back_url(),
                            feedback=recorder() is not None, thanks=request.args.get("feedback") == "thanks",
-                           from_query=request.args.get("q", "")[:MAX_QUERY_CHARS])
+                           from_query=request.args.get("q", "")[:MAX_QUERY_CHARS], related=related_data(article["id"]))
 
 
 def _back_url() -> str:

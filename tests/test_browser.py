@@ -213,7 +213,6 @@ def test_hostile_article_runs_no_script(site, tab):
     link = page.locator(f'a[href^="/articles/{HOSTILE_ID}?"]')  # ?q=...&pos=N for the insights
     link.click()
     page.wait_for_url(re.compile(re.escape(HOSTILE_ID)))
-    page.locator(".body-details > summary").click()  # open the full article
     expect(page.locator(".prose")).to_contain_text("styled block")
     page.locator(".prose b").hover()
     page.locator(".prose div").click()

@@ -134,3 +134,23 @@ def test_known_odd_files(parsed):
     assert doubled.service == "microsoft.intune" and len(doubled.properties) < 20  # description="...""
     assert "properties-malformed" in doubled.warnings
     assert "Recommended steps" in doubled.body
+
+
+def test_titles_are_clean(articles):
+    """Issue 12: no title keeps comment markers, <Internal>, a GUID or a template sentence."""
+    guid = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+    for a in articles:
+        assert not re.search(r"<--|-->|<internal>", a.title, re.I), (a.path, a.title)
+        assert not guid.search(a.title), (a.path, a.title)
+        assert a.title != "Title" and not a.title.startswith("This is the title of the article"), a.path
+    saas = [a for a in articles if a.heading == "<-- SaaS offer-->"]
+    assert saas and all(a.title == "SaaS offer" for a in saas)
+
+
+def test_known_article_steps_as_authored(parsed):
+    """Issue 12: step 1 carries its link, step 2 its two sub-items."""
+    a = parsed["articles/microsoft.compute.cantrdp.noboot/ossstartup-starting-windows.md"]
+    first, second, _third = a.steps_detail
+    assert any("repair-windows-vm-using-azure-virtual-machine-repair-commands" in link["url"] for link in first["links"])
+    assert len(second["items"]) == 2
+    assert all(len(a.steps_detail) == len(a.steps) for a in parsed.values() if isinstance(a, Article))

@@ -115,14 +115,14 @@ def test_stray_cp1252_byte_in_utf8_keeps_the_utf8():
 
 
 def test_utf16_with_bom():
-    a = parse_bytes(("# Title\n\nHello world").encode("utf-16"), "articles/a/b.md")
-    assert (a.title, a.body) == ("Title", "Hello world")
+    a = parse_bytes(("# UTF-16 title\n\nHello world").encode("utf-16"), "articles/a/b.md")
+    assert (a.title, a.body) == ("UTF-16 title", "Hello world")
     assert "utf16" in a.warnings
 
 
 def test_nul_bytes_are_dropped_and_binary_refused():
-    a = parse_bytes(b"# Ti\x00tle\n\n" + b"text " * 10, "articles/a/b.md")
-    assert a.title == "Title" and "nul-bytes" in a.warnings
+    a = parse_bytes(b"# Ti\x00tle here\n\n" + b"text " * 10, "articles/a/b.md")
+    assert a.title == "Title here" and "nul-bytes" in a.warnings
     with pytest.raises(ParseError) as err:
         parse_bytes(b"\x00\x01\x02\x03" * 100, "articles/a/b.md")
     assert err.value.reason == "binary"

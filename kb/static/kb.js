@@ -176,3 +176,39 @@
     navigate(location.href, { push: false });
   });
 })();
+
+/* Article page: copy the page's link, or its steps as plain text or markdown (the values filled
+ * in are part of both). The buttons are shown only when this script runs. */
+(function () {
+  "use strict";
+  var doc = document;
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    // http on another host: the old way, through a selected textarea
+    var area = doc.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    doc.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = doc.execCommand("copy"); } catch (e) { ok = false; }
+    area.remove();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  doc.addEventListener("click", function (ev) {
+    var button = ev.target.closest && ev.target.closest("button[data-copy]");
+    if (!button) return;
+    var kind = button.getAttribute("data-copy");
+    var text = kind === "link" ? location.href : button.getAttribute("data-copy-text") || "";
+    var status = button.parentElement.querySelector(".copy-status");
+    copyText(text).then(function () {
+      if (status) status.textContent = kind === "link" ? "Link copied." : "Steps copied.";
+    }, function () {
+      if (status) status.textContent = "Could not copy; select the text instead.";
+    });
+  });
+})();
