@@ -108,7 +108,7 @@ class Marker:
 
 
 #: A start or end tag in a snippet; the text between tags is escaped, so a tag is all a "<" can begin.
-_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)[^>]*>")
+_SNIPPET_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)[^>]*>")
 
 
 def plain_snippet(snippet: str) -> tuple[str, list[list[int]]]:
@@ -124,7 +124,7 @@ def plain_snippet(snippet: str) -> tuple[str, list[list[int]]]:
     parts: list[str] = []
     spans: list[list[int]] = []
     length, opened, pos = 0, None, 0
-    for m in _TAG.finditer(snippet or ""):
+    for m in _SNIPPET_TAG.finditer(snippet or ""):
         text = html.unescape(snippet[pos:m.start()])
         parts.append(text)
         length += len(text)
