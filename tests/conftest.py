@@ -103,3 +103,24 @@ def paused_build(articles: Path, index_dir: Path):
     finally:
         release.set()
         runner.join(timeout=60)
+
+
+#: How the browser tests start the system Chromium.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright  # only the browser tests need it
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def browser(playwright, chromium_path):
+    """The system Chromium (never a downloaded one), headless."""
+    chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, timeout=60_000)
+    yield chromium
+    chromium.close()

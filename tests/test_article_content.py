@@ -5,6 +5,7 @@ indexed beside the bundled sample."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
@@ -109,15 +110,19 @@ SCOPING_ID = "microsoft.compute~widget-scoping"
 TOPICS_ID = "supportTopicDescriptions~supporttopics_widgets"
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory, sample_dir):
-    root = tmp_path_factory.mktemp("content")
+def build_sample_and_extra(root: Path, sample_dir: Path) -> Path:
+    """The sample knowledge base plus the articles of :data:`EXTRA`, indexed under ``root``."""
     shutil.copytree(sample_dir, root / "articles")
     for rel, text in EXTRA.items():
         (root / "articles" / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / "articles" / rel).write_text(text)
     build(root / "articles", root / "index", full=True, workers=1)
     return root / "index"
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, sample_dir):
+    return build_sample_and_extra(tmp_path_factory.mktemp("content"), sample_dir)
 
 
 @pytest.fixture(scope="module")

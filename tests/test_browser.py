@@ -10,7 +10,7 @@ import shutil
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from test_serve import Server
 from test_web import HOSTILE_ARTICLE, HOSTILE_ID
 
@@ -18,8 +18,6 @@ from kb.index import build
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
@@ -34,20 +32,6 @@ def site(tmp_path_factory, sample_dir):
     build(root / "articles", root / "index", full=True, workers=1)
     with Server("--index", str(root / "index"), "--workers", "2") as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture
-def browser(playwright, chromium_path):
-    """The system Chromium (never a downloaded one), headless."""
-    chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, timeout=60_000)
-    yield chromium
-    chromium.close()
 
 
 class Tab:

@@ -3,52 +3,30 @@ without JavaScript, the print view and a questionnaire page."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from test_article_content import EXTRA, SCOPING_ID, STEPS_ID, VM_ID
-from test_browser import CHROMIUM_ARGS, DESKTOP, Tab
+from playwright.sync_api import expect
+from test_article_content import SCOPING_ID, STEPS_ID, VM_ID, build_sample_and_extra
+from test_browser import DESKTOP, Tab
 from test_serve import Server
 
-from kb.index import build
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, sample_dir):
-    root = tmp_path_factory.mktemp("articles-site")
-    shutil.copytree(sample_dir, root / "articles")
-    for rel, text in EXTRA.items():
-        (root / "articles" / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / "articles" / rel).write_text(text)
-    build(root / "articles", root / "index", full=True, workers=1)
-    with Server("--index", str(root / "index"), "--workers", "1") as srv:
+    index = build_sample_and_extra(tmp_path_factory.mktemp("articles-site"), sample_dir)
+    with Server("--index", str(index), "--workers", "1") as srv:
         yield srv
 
 
-@pytest.fixture(scope="module")
-def playwright():
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture
-def chromium(playwright, chromium_path):
-    """The system Chromium (never a downloaded one), headless."""
-    browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, timeout=60_000)
-    yield browser
-    browser.close()
-
-
-def new_tab(chromium, **options) -> Tab:
-    context = chromium.new_context(viewport=DESKTOP, **options)
+def new_tab(browser, **options) -> Tab:
+    context = browser.new_context(viewport=DESKTOP, **options)
     return Tab(context.new_page())
 
 
-def test_copy_steps_copies_numbered_steps_with_filled_values(site, chromium):
-    tab = new_tab(chromium, permissions=["clipboard-read", "clipboard-write"])
+def test_copy_steps_copies_numbered_steps_with_filled_values(site, browser):
+    tab = new_tab(browser, permissions=["clipboard-read", "clipboard-write"])
     page = tab.page
     page.goto(f"{site.url}/articles/{STEPS_ID}?vmname=web01")
     page.get_by_role("button", name="Copy steps", exact=True).click()
@@ -68,8 +46,8 @@ def test_copy_steps_copies_numbered_steps_with_filled_values(site, chromium):
 
 
 @pytest.mark.parametrize("javascript", [True, False])
-def test_placeholder_form_fills_the_article(site, chromium, javascript):
-    tab = new_tab(chromium, java_script_enabled=javascript)
+def test_placeholder_form_fills_the_article(site, browser, javascript):
+    tab = new_tab(browser, java_script_enabled=javascript)
     page = tab.page
     page.goto(f"{site.url}/articles/{STEPS_ID}")
     expect(page.locator(".issue")).to_contain_text("machine [vmname] stopped")
@@ -86,8 +64,8 @@ def test_placeholder_form_fills_the_article(site, chromium, javascript):
     page.context.close()
 
 
-def test_print_view_is_the_article_alone_with_link_addresses(site, chromium):
-    tab = new_tab(chromium)
+def test_print_view_is_the_article_alone_with_link_addresses(site, browser):
+    tab = new_tab(browser)
     page = tab.page
     page.goto(f"{site.url}/articles/{STEPS_ID}")
     page.emulate_media(media="print")
@@ -101,8 +79,8 @@ def test_print_view_is_the_article_alone_with_link_addresses(site, chromium):
     page.context.close()
 
 
-def test_questionnaire_page_shows_its_questions(site, chromium):
-    tab = new_tab(chromium)
+def test_questionnaire_page_shows_its_questions(site, browser):
+    tab = new_tab(browser)
     page = tab.page
     page.goto(f"{site.url}/articles/{SCOPING_ID}")
     questions = page.locator("ol.questions > li")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from test_browser import CHROMIUM_ARGS, DESKTOP, Tab, browser, playwright  # noqa: F401 - fixtures
+from test_browser import DESKTOP, Tab
 from test_serve import Server
 
 pytestmark = pytest.mark.browser
@@ -24,7 +24,7 @@ def site(sample_index, tmp_path_factory):
             yield srv
 
 
-def test_a_visit_shows_up_on_the_insights_page(site, browser):  # noqa: F811 - the fixture
+def test_a_visit_shows_up_on_the_insights_page(site, browser):
     context = browser.new_context(viewport=DESKTOP, http_credentials={"username": "author", "password": TOKEN})
     tab = Tab(context.new_page())
     page = tab.page
@@ -57,7 +57,7 @@ def test_a_visit_shows_up_on_the_insights_page(site, browser):  # noqa: F811 - t
     context.close()
 
 
-def test_without_the_token_the_browser_gets_no_data(site, browser):  # noqa: F811 - the fixture
+def test_without_the_token_the_browser_gets_no_data(site, browser):
     context = browser.new_context(viewport=DESKTOP)
     # a page load would stop at the browser's password prompt; ask through the browser's network stack
     for path in ("/insights", "/api/v1/insights"):
