@@ -31,7 +31,7 @@ from .openapi import openapi_document
 from .personalise import blade_links, personalise, request_values
 from .render import render_article
 from .query import MAX_QUERY_CHARS
-from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
+from .search import FACETS, NONE, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
 SEARCH_PARAMS = ("q", *FACETS, "page", "per_page")
@@ -80,6 +80,12 @@ class UnknownArticle(NotFound):
     parameter = "id"
 
 
+class UnknownFacet(NotFound):
+    """A 404 for a facet name kb does not have."""
+
+    parameter = "name"
+
+
 @dataclass(frozen=True)
 class SearchParams:
     """A validated search request; the state of the search page."""
@@ -89,15 +95,29 @@ class SearchParams:
     tags: tuple[str, ...] = ()
     page: int = 1
     per_page: int = 10
+    types: tuple[str, ...] = ()
+    clouds: tuple[str, ...] = ()
 
     def selected(self, facet: str) -> tuple[str, ...]:
-        return self.services if facet == "service" else self.tags
+        return getattr(self, _SELECTION_FIELDS[facet])
 
     def with_selected(self, facet: str, values: tuple[str, ...]) -> SearchParams:
         """The same search with ``facet`` narrowed to ``values``, back on page 1."""
-        if facet == "service":
-            return replace(self, services=values, page=1)
-        return replace(self, tags=values, page=1)
+        return replace(self, **{_SELECTION_FIELDS[facet]: values}, page=1)
+
+    def toggled(self, facet: str, value: str) -> SearchParams:
+        """The same search with ``value`` of ``facet`` selected, or no longer selected if it was."""
+        chosen = self.selected(facet)
+        return self.with_selected(facet, tuple(v for v in chosen if v != value) if value in chosen
+                                  else (*chosen, value))
+
+    def unfiltered(self) -> SearchParams:
+        """The same search with no facet selected, back on page 1."""
+        return replace(self, **dict.fromkeys(_SELECTION_FIELDS.values(), ()), page=1)
+
+    def selections(self) -> dict[str, tuple[str, ...]]:
+        """Per facet, its selected values (what the engine's ``selected`` takes)."""
+        return {name: self.selected(name) for name in FACETS}
 
     def query_string(self, default_per_page: int) -> str:
         """The canonical query string of this state (defaults left out), '' when there is none.
@@ -107,13 +127,17 @@ class SearchParams:
         parts: list[str] = []
         if self.q:
             parts.append("q=" + _encoded(self.q))
-        parts += ["service=" + _encoded(v) for v in self.services]
-        parts += ["tag=" + _encoded(v) for v in self.tags]
+        for name in FACETS:
+            parts += [f"{name}=" + _encoded(v) for v in self.selected(name)]
         if self.per_page != default_per_page:
             parts.append(f"per_page={self.per_page}")
         if self.page != 1:
             parts.append(f"page={self.page}")
         return "&".join(parts)
+
+
+#: The SearchParams field holding each facet's selection.
+_SELECTION_FIELDS = {"service": "services", "tag": "tags", "type": "types", "cloud": "clouds"}
 
 
 @lru_cache(maxsize=4096)
@@ -171,12 +195,13 @@ def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
     q = _single(args, "q") or ""
     if len(q) > MAX_QUERY_CHARS:
         raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
+    # a twin value of the labels file is selected as the value it is merged into
+    chosen = engine().selected(**{name: _facet_values(args, name) for name in FACETS})
     return SearchParams(
         q=_CONTROL_RE.sub(" ", q).strip(),
-        services=_facet_values(args, "service"),
-        tags=_facet_values(args, "tag"),
         page=_int(args, "page", 1, config["KB_MAX_PAGE"]),
         per_page=_int(args, "per_page", config["KB_PER_PAGE"], config["KB_MAX_PER_PAGE"]),
+        **{_SELECTION_FIELDS[name]: tuple(values) for name, values in chosen.items()},
     )
 
 
@@ -227,7 +252,8 @@ def search_data(params: SearchParams, base: str) -> dict:
     """
     default_pp = current_app.config["KB_PER_PAGE"]
     data = _run(engine().search, params.q, services=params.services, tags=params.tags,
-                page=params.page, per_page=params.per_page, facet_limit=current_app.config["KB_FACET_LIMIT"],
+                types=params.types, clouds=params.clouds, page=params.page, per_page=params.per_page,
+                facet_limit=current_app.config["KB_FACET_LIMIT"],
                 timeout=current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT))
 
     def url(p: SearchParams, path: str = base) -> str:
@@ -235,21 +261,19 @@ def search_data(params: SearchParams, base: str) -> dict:
 
     facets: dict[str, list[dict]] = {}
     for name in FACETS:
-        chosen = params.selected(name)
         values = []
         for item in data["facets"].get(name, []):
             # Articles without a service index an empty value; it cannot be selected, so it is
             # no facet value (its count could never equal a filtered total).
             if not item["value"]:
                 continue
-            value = item["value"]
-            toggled = tuple(v for v in chosen if v != value) if value in chosen else (*chosen, value)
-            values.append({**item, "toggle_url": url(params.with_selected(name, toggled))})
+            values.append({**item, "toggle_url": url(params.toggled(name, item["value"]))})
         facets[name] = values
     data["facets"] = facets
 
+    labels = engine().labels
     data["filters"] = [
-        {"facet": name, "value": value,
+        {"facet": name, "value": value, "label": labels.label(name, value),
          "remove_url": url(params.with_selected(name, tuple(v for v in params.selected(name) if v != value)))}
         for name in FACETS for value in params.selected(name)
     ]
@@ -269,7 +293,7 @@ def search_data(params: SearchParams, base: str) -> dict:
         # from a page past the end, "prev" leads back to the last page that has results
         "prev": url(replace(params, page=min(params.page - 1, last))) if params.page > 1 else None,
         "next": url(replace(params, page=params.page + 1)) if params.page < last else None,
-        "clear_filters": url(replace(params, services=(), tags=(), page=1)) if data["filters"] else None,
+        "clear_filters": url(params.unfiltered()) if data["filters"] else None,
     }
     return data
 
@@ -329,9 +353,8 @@ def _request_warnings(params: SearchParams, data: dict, last: int, *, api: bool)
     out = []
     facets = _run(engine().generation).facets
     for name in FACETS:
-        known = facets[name].index
         for value in params.selected(name):
-            if value not in known:
+            if not facets[name].knows(value):
                 out.append(f"no article has {name} {value!r}; that value matches nothing")
     reachable = current_app.config["KB_MAX_PAGE"] * params.per_page
     if data["total_groups"] > reachable and (api or params.page >= last):
@@ -411,6 +434,47 @@ def api_search():
     data = search_data(params, base)
     note_search(current_app.extensions.get("kb_analytics"), params, data, "api")
     return _cache_headers(jsonify(data), etag)
+
+
+# -- facet value search (issue 13: a facet's filter box and "Show more" ask the server) ----------
+
+#: The parameters of a facet value search, besides the facet selections.
+FACET_SEARCH_PARAMS = ("q", *FACETS, "prefix", "limit")
+#: Most values one facet value search lists (the real corpus has about 140 services).
+MAX_FACET_SEARCH_LIMIT = 1000
+
+
+def facet_values_data(name: str, args: MultiDict) -> dict:
+    """The values of facet ``name`` matching ``prefix`` with their counts for the search of
+    ``args`` (see SearchEngine.facet_values), each with the ``toggle_url`` of the search page."""
+    if name not in FACETS:
+        raise UnknownFacet(f"no facet {name[:40]!r}; the facets are {', '.join(FACETS)}")
+    for arg in args:
+        if arg not in FACET_SEARCH_PARAMS:
+            raise BadParameter(arg[:100], f"unknown parameter {arg[:40]!r}; expected one of "
+                                          f"{', '.join(FACET_SEARCH_PARAMS)}", "unknown_parameter")
+    prefix = _CONTROL_RE.sub(" ", _single(args, "prefix") or "").strip()
+    if len(prefix) > MAX_FACET_VALUE_CHARS:
+        raise BadParameter("prefix", f"prefix must be at most {MAX_FACET_VALUE_CHARS} characters")
+    limit = _int(args, "limit", 100, MAX_FACET_SEARCH_LIMIT)
+    params = parse_search_args(MultiDict([(k, v) for k, v in args.items(multi=True) if k in SEARCH_PARAMS]),
+                               current_app.config, strict=False)
+    data = _run(engine().facet_values, name, params.q, params.selections(), prefix, limit,
+                timeout=current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT))
+    for item in data["values"]:
+        item["toggle_url"] = _url("/", params.toggled(name, item["value"]), current_app.config["KB_PER_PAGE"])
+    return data
+
+
+@bp.get(f"{API_PREFIX}/facets/<name>")
+@bp.get("/api/facets/<name>")
+def api_facet_values(name: str):
+    """A facet's values matching ``prefix`` (value or label), with disjunctive counts for a search."""
+    etag = _etag("facets", name, urlencode(sorted(request.args.items(multi=True))))
+    not_modified = _not_modified(etag)
+    if not_modified is not None:
+        return not_modified
+    return _cache_headers(jsonify(facet_values_data(name, request.args)), etag)
 
 
 @bp.get(f"{API_PREFIX}/articles/<path:article_id>")

@@ -14,6 +14,7 @@ from whoosh.fields import COLUMN, ID, KEYWORD, STORED, TEXT, Schema
 from .analysis import spelling_analyzer, text_analyzer
 from .highlight import snippet_text
 from .parse import Article
+from .properties import split_list
 
 #: Characters of body text kept for result snippets; bounds highlighting work per hit.
 SNIPPET_SOURCE_CHARS = 1500
@@ -43,7 +44,8 @@ def make_schema() -> Schema:
         # unstemmed words of the short fields: the vocabulary typo corrections are drawn from
         spell=TEXT(analyzer=spelling_analyzer(), phrase=False),
         # facets and filters (lower-cased values)
-        service=ID(stored=True),
+        # a KEYWORD: the rare article naming two services ("a, b") is filed under each
+        service=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
         tag=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
         resource=ID(stored=True),
         cloud=KEYWORD(commas=True, lowercase=True),
@@ -82,7 +84,7 @@ def article_document(a: Article) -> dict:
         "steps": "\n".join(a.steps),
         # the titles of recommended documents are readable text too ("Azure Kubernetes Service ...")
         "body": "\n".join([a.body, *(d.title for d in a.documents)]),
-        "service": a.service,
+        "service": ",".join(split_list(a.service)),
         "tag": ",".join(a.tags),
         "resource": a.resource.lower(),
         "cloud": ",".join(a.clouds),

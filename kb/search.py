@@ -31,6 +31,7 @@ from whoosh import query as wq
 
 from .abbreviations import read_abbreviations
 from .deadline import NEVER, Deadline, SearchTimeout
+from .facetlabels import FacetLabels
 from .generations import CURRENT, FORMAT, LEASE, collect_garbage, load_manifest, outdated, readable, served_generation
 from .highlight import Marker
 from .query import FIELD_WEIGHTS, Parsed, QueryBuilder
@@ -42,7 +43,11 @@ __all__ = ["IndexDamaged", "IndexMissing", "SearchEngine", "SearchTimeout"]
 
 logger = logging.getLogger("kb")
 
-FACETS = ("service", "tag")
+FACETS = ("service", "tag", "type", "cloud")
+#: The facet value standing for "no value" (articles without a service, a tag...): listed with a
+#: count like any value and selectable (``service=(none)``).  No real value has parentheses.
+NONE = "(none)"
+NONE_LABEL = "(none)"
 #: Facet values listed per facet by default (selected values are always listed).
 FACET_LIMIT = 30
 #: Bytes of answers kept per generation (agents repeat queries; bots retry them): each answer is
@@ -76,23 +81,53 @@ class IndexDamaged(IndexMissing):
 
 
 class Facet:
-    """One facet's values as ordinals: ``docs[i]`` carries value ``values[ords[i]]``."""
+    """One facet's values as ordinals: ``docs[i]`` carries value ``values[ords[i]]``.
 
-    def __init__(self, reader, name: str, n: int):
+    A stored value listing several (``"microsoft.classiccompute, microsoft.classicnetwork"``, from
+    an index built before kb split them) counts as each of its parts, and a twin value of the
+    labels file (:mod:`kb.facetlabels`) as the value it names.  :data:`NONE` stands for the
+    documents without any value.
+    """
+
+    def __init__(self, reader, name: str, n: int, labels: FacetLabels | None = None):
+        labels = labels or FacetLabels()
+        self.name = name
         self.values: list[str] = []
+        self.index: dict[str, int] = {}
+        #: every raw value seen, and the value it is counted as
+        self.raw: dict[str, str] = {}
         docs: list[np.ndarray] = []
         ords: list[np.ndarray] = []
         if name in reader.indexed_field_names():
             for term in reader.lexicon(name):
                 value = term.decode("utf-8") if isinstance(term, bytes) else term
                 ids = read_postings(reader, name, value)[0].astype(np.int64)  # deleted ones included
-                docs.append(ids)
-                ords.append(np.full(ids.size, len(self.values), dtype=np.int64))
-                self.values.append(value)
-        self.index = {v: i for i, v in enumerate(self.values)}
-        self.docs = np.concatenate(docs) if docs else np.empty(0, np.int64)
-        self.ords = np.concatenate(ords) if ords else np.empty(0, np.int64)
+                for part in _parts(value):
+                    canon = labels.canonical(name, part)
+                    self.raw[part] = canon
+                    if canon not in self.index:
+                        self.index[canon] = len(self.values)
+                        self.values.append(canon)
+                    docs.append(ids)
+                    ords.append(np.full(ids.size, self.index[canon], dtype=np.int64))
+        docs_all = np.concatenate(docs) if docs else np.empty(0, np.int64)
+        ords_all = np.concatenate(ords) if ords else np.empty(0, np.int64)
+        if len(docs) > len(self.values):  # a merged twin or part: count each (doc, value) once
+            pairs = np.unique(docs_all * max(1, len(self.values)) + ords_all)
+            docs_all, ords_all = pairs // max(1, len(self.values)), pairs % max(1, len(self.values))
+        self.docs, self.ords = docs_all, ords_all
         self.n = n
+        #: documents holding any value of this facet (the others are its NONE value)
+        self.has = np.zeros(n, dtype=bool)
+        self.has[self.docs] = True
+        self.labels = [labels.label(name, v) for v in self.values]
+        # what a typed filter is matched against: the value, its label, the twins merged into it
+        self._keys = [" ".join((v, labels.label(name, v), *labels.twins_of(name, v))).lower() for v in self.values]
+        self._labels = labels
+
+    def knows(self, value: str) -> bool:
+        """Whether selecting ``value`` can match anything (NONE always may)."""
+        return value == NONE or value in self.index or value in self.raw
 
     def selection(self, values: list[str]) -> np.ndarray | None:
         """Documents carrying any of ``values`` (None when nothing is selected)."""
@@ -102,25 +137,73 @@ class Facet:
         mask = np.zeros(self.n, dtype=bool)
         if wanted:
             mask[self.docs[np.isin(self.ords, wanted)]] = True
+        if NONE in values:
+            mask |= ~self.has
         return mask
 
-    def counts(self, base: np.ndarray, selected: list[str], limit: int = FACET_LIMIT) -> list[dict]:
-        """Value counts among the ``base`` documents, largest first, selected values always listed."""
+    def _item(self, i: int, count: int, selected: list[str]) -> dict:
+        value = self.values[i]
+        return {"value": value, "label": self.labels[i], "count": count, "selected": value in selected}
+
+    def _none_item(self, base: np.ndarray, selected: list[str]) -> dict:
+        count = int((base & ~self.has).sum())
+        return {"value": NONE, "label": NONE_LABEL, "count": count, "selected": NONE in selected}
+
+    def counts(self, base: np.ndarray, selected: list[str], limit: int = FACET_LIMIT) -> tuple[list[dict], dict]:
+        """Value counts among the ``base`` documents, largest first, selected values always listed,
+        then :data:`NONE` (when some ``base`` document has no value, or it is selected); and what
+        was left out: ``{"truncated", "other_values", "none_count"}``."""
         counts = np.bincount(self.ords[base[self.docs]], minlength=len(self.values))
         order = np.lexsort((np.arange(len(self.values)), -counts))
-        listed = [(self.values[i], int(counts[i])) for i in order[:limit] if counts[i] > 0]
-        names = {v for v, _ in listed}
+        nonzero = int((counts > 0).sum())
+        listed = [self._item(i, int(counts[i]), selected) for i in order[:limit] if counts[i] > 0]
+        names = {item["value"] for item in listed}
         for v in selected:
-            if v not in names:
-                listed.append((v, int(counts[self.index[v]]) if v in self.index else 0))
-        return [{"value": v, "count": c, "selected": v in selected} for v, c in listed]
+            if v not in names and v != NONE:
+                listed.append({"value": v, "label": self._labels.label(self.name, v),
+                               "count": int(counts[self.index[v]]) if v in self.index else 0, "selected": True})
+        shown = sum(1 for item in listed if item["count"] > 0)
+        none = self._none_item(base, selected)
+        if none["count"] or none["selected"]:
+            listed.append(none)
+        info = {"truncated": nonzero > shown, "other_values": nonzero - shown, "none_count": none["count"]}
+        return listed, info
+
+    def matching(self, base: np.ndarray, prefix: str, selected: list[str], limit: int) -> tuple[list[dict], int]:
+        """The values whose raw value, label or merged twins contain ``prefix`` (any case; spaces
+        optional: "key vault" finds ``microsoft.keyvault``), with their counts among ``base``,
+        largest first; at most ``limit`` of them, and how many matched in all.  Values no ``base``
+        document has are left out unless selected; :data:`NONE` is listed when it matches."""
+        needle = " ".join(prefix.lower().split())
+        squeezed = needle.replace(" ", "")
+        counts = np.bincount(self.ords[base[self.docs]], minlength=len(self.values))
+        hits = [i for i, key in enumerate(self._keys)
+                if (counts[i] > 0 or self.values[i] in selected)
+                and (not needle or needle in key or squeezed in key.replace(" ", ""))]
+        hits.sort(key=lambda i: (-counts[i], i))
+        out = [self._item(i, int(counts[i]), selected) for i in hits[:limit]]
+        found = len(hits)
+        if not needle or needle in NONE or needle in NONE_LABEL.lower():
+            none = self._none_item(base, selected)
+            if none["count"] or none["selected"]:
+                found += 1
+                if len(out) < limit:
+                    out.append(none)
+        return out, found
+
+
+def _parts(value: str) -> list[str]:
+    """The values a stored facet term stands for: itself, or the parts of "a, b"."""
+    if "," not in value:
+        return [value]
+    return [p for p in dict.fromkeys(p.strip() for p in value.split(",")) if p] or [value]
 
 
 class Generation:
     """One open index generation: searcher, scoring statistics, facets and a reader's lease."""
 
     def __init__(self, path: Path, synonyms: Synonyms, result_cache: int = 0, warning: str = "",
-                 postings_cache: int = POSTINGS_CACHE_BYTES):
+                 postings_cache: int = POSTINGS_CACHE_BYTES, labels: FacetLabels | None = None):
         self.path = path
         self.name = path.name
         # A shared lease tells sweeps this generation is in use (see kb.generations.sweep).
@@ -168,7 +251,7 @@ class Generation:
         self.stats.cache_bytes = postings_cache
         self.alive = self.stats.alive
         self.doc_count = int(self.alive.sum())
-        self.facets = {name: Facet(reader, name, self.stats.n) for name in FACETS}
+        self.facets = {name: Facet(reader, name, self.stats.n, labels) for name in FACETS}
         self.queries = QueryBuilder(self.searcher, synonyms.with_abbreviations(read_abbreviations(path)))
         # answers to repeated searches; a new generation starts with an empty cache
         self.results = _ByteLRU(result_cache)
@@ -252,13 +335,15 @@ class SearchEngine:
     """Search an index directory; safe to share between threads."""
 
     def __init__(self, index_dir: str | os.PathLike, synonyms: Synonyms | None = None,
-                 result_cache: int | None = None, postings_cache: int | None = None):
+                 result_cache: int | None = None, postings_cache: int | None = None,
+                 labels: FacetLabels | None = None):
         """``result_cache`` and ``postings_cache``: bytes of answers and of decoded postings kept
-        per generation (0: none)."""
+        per generation (0: none); ``labels``: facet labels and twins (default: the labels file)."""
         self.index_dir = Path(index_dir)
         self.result_cache = RESULT_CACHE_BYTES if result_cache is None else result_cache
         self.postings_cache = POSTINGS_CACHE_BYTES if postings_cache is None else postings_cache
         self.synonyms = synonyms if synonyms is not None else Synonyms.load()
+        self.labels = labels if labels is not None else FacetLabels.load()
         self._lock = threading.Lock()
         self._gen: Generation | None = None
         self._stamp: tuple[int, int] | None = None
@@ -293,7 +378,8 @@ class SearchEngine:
                 if self._gen is not None and path.name == self._gen.name:
                     break
                 try:
-                    self._gen = Generation(path, self.synonyms, self.result_cache, warning, self.postings_cache)
+                    self._gen = Generation(path, self.synonyms, self.result_cache, warning, self.postings_cache,
+                                           self.labels)
                     break
                 except GenerationGone:
                     continue  # swept between CURRENT and its lease: CURRENT names a newer one now
@@ -352,6 +438,8 @@ class SearchEngine:
         per_page: int = 10,
         facet_limit: int = FACET_LIMIT,
         timeout: float | None = None,
+        types: tuple[str, ...] | list[str] = (),
+        clouds: tuple[str, ...] | list[str] = (),
     ) -> dict:
         """Search for ``q`` within the selected facet values.
 
@@ -361,13 +449,15 @@ class SearchEngine:
         e.g. one per cloud) are one result, listing the others under ``copies``; ``total`` counts
         articles, ``total_groups`` results, ``total_all_words`` the articles holding every word.
         ``warnings`` says what was left out (a wildcard that matches too many words).  Past
-        ``timeout`` seconds (None or 0: no limit) it raises :class:`SearchTimeout`.
+        ``timeout`` seconds (None or 0: no limit) it raises :class:`SearchTimeout`.  Each facet
+        (service, tag, type, cloud) lists :data:`NONE` for the articles without a value, which
+        may be selected like a value; ``facet_info`` says per facet what its list left out.
         """
         started = time.perf_counter()
         deadline = Deadline(timeout)
         gen = self.generation()
-        selected = {"service": _norm_values(services), "tag": _norm_values(tags)}
-        key = (q, tuple(selected["service"]), tuple(selected["tag"]), page, per_page, facet_limit)
+        selected = self.selected(service=services, tag=tags, type=types, cloud=clouds)
+        key = (q, *(tuple(selected[name]) for name in FACETS), page, per_page, facet_limit)
         cached = gen.results.get(key)
         if cached is not None:
             out = json.loads(cached)  # a copy of its own for every caller (the web layer adds links)
@@ -381,25 +471,63 @@ class SearchEngine:
         out["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return out
 
-    def _search(self, gen: Generation, q: str, selected: dict[str, list[str]], page: int, per_page: int,
-                facet_limit: int, deadline: Deadline = NEVER) -> tuple[dict, bool]:
-        """The answer, and whether it may be cached (not when the load of the moment shaped it)."""
-        parsed = gen.queries.parse(q, deadline)
-        scored, matched = self._match(gen, parsed, deadline)
+    def selected(self, **values) -> dict[str, list[str]]:
+        """Per facet, the selected values normalised (lower case, trimmed, repeats dropped) and
+        each twin of the labels file replaced by the value it is merged into."""
+        return {name: list(dict.fromkeys(self.labels.canonical(name, v) for v in _norm_values(values.get(name))))
+                for name in FACETS}
+
+    def facet_values(self, name: str, q: str = "", selected: dict[str, list[str]] | None = None,
+                     prefix: str = "", limit: int = 100, timeout: float | None = None) -> dict:
+        """The values of facet ``name`` whose value or label contains ``prefix`` (all of them when
+        it is empty), with their disjunctive counts for the search ``q`` within ``selected``
+        (the other facets' selections narrow the counts, this facet's own does not): what a
+        facet's filter box and "Show more" list.  At most ``limit`` values, largest first;
+        ``total_values`` says how many matched."""
+        started = time.perf_counter()
+        deadline = Deadline(timeout)
+        gen = self.generation()
+        chosen = self.selected(**(selected or {}))
+        try:
+            parsed = gen.queries.parse(q, deadline)
+            _scored, matched = self._match(gen, parsed, deadline)
+            base = self._facet_bases(gen, matched, chosen)[0][name]
+            values, found = gen.facets[name].matching(base, prefix, chosen[name], limit)
+        except SegmentDamaged as exc:
+            raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+        return {"facet": name, "query": q, "prefix": prefix, "values": values, "total_values": found,
+                "truncated": found > len(values), "took_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+    @staticmethod
+    def _facet_bases(gen: Generation, matched: np.ndarray,
+                     selected: dict[str, list[str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per facet, the documents its counts are taken over (``matched`` narrowed by every other
+        facet's selection: counts are disjunctive), and the documents of the answer (all of them)."""
         masks = {name: gen.facets[name].selection(values) for name, values in selected.items()}
         final = matched.copy()
         for m in masks.values():
             if m is not None:
                 final &= m
-        total = int(final.sum())
-
-        facets = {}
+        bases = {}
         for name in FACETS:
             base = matched
             for other, m in masks.items():
                 if other != name and m is not None:
                     base = base & m
-            facets[name] = gen.facets[name].counts(base, selected[name], facet_limit)
+            bases[name] = base
+        return bases, final
+
+    def _search(self, gen: Generation, q: str, selected: dict[str, list[str]], page: int, per_page: int,
+                facet_limit: int, deadline: Deadline = NEVER) -> tuple[dict, bool]:
+        """The answer, and whether it may be cached (not when the load of the moment shaped it)."""
+        parsed = gen.queries.parse(q, deadline)
+        scored, matched = self._match(gen, parsed, deadline)
+        bases, final = self._facet_bases(gen, matched, selected)
+        total = int(final.sum())
+
+        facets, facet_info = {}, {}
+        for name in FACETS:
+            facets[name], facet_info[name] = gen.facets[name].counts(bases[name], selected[name], facet_limit)
 
         start = (page - 1) * per_page
         results: list[dict] = []
@@ -424,6 +552,9 @@ class SearchEngine:
             "per_page": per_page,
             "results": results,
             "facets": facets,
+            # per facet: whether its list was cut at the limit, how many values it left out, and
+            # how many articles have no value (its NONE entry)
+            "facet_info": facet_info,
             "suggestion": parsed.suggestion,
             "warnings": parsed.warnings,
         }

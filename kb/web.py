@@ -43,7 +43,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
-FACET_LABELS = {"service": "Service", "tag": "Resource tag"}
+FACET_LABELS = {"service": "Service", "tag": "Resource tag", "type": "Article type", "cloud": "Cloud"}
 #: How a result card names an article's type (the ``selfHelpType`` property); others show none.
 TYPE_LABELS = {
     "generic": "Troubleshooting", "resource": "Troubleshooting", "tsg_content": "Troubleshooting guide",
@@ -160,7 +160,7 @@ def search_page():
             result["open_url"] = f"{result['url']}?q={quote_plus(params.q)}&pos={n}"
     if data["total"] == 0 and data["filters"]:
         # "Drop a filter" help: how many results the query has with no filters at all.
-        unfiltered = search_data(params.with_selected("service", ()).with_selected("tag", ()), "/")
+        unfiltered = search_data(params.unfiltered(), "/")
         data["unfiltered_total"] = unfiltered["total"]
     return render_template("search.html", data=data, params=params, page_links=_page_links(data))
 
