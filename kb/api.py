@@ -294,6 +294,8 @@ def search_data(params: SearchParams, base: str) -> dict:
         "prev": url(replace(params, page=min(params.page - 1, last))) if params.page > 1 else None,
         "next": url(replace(params, page=params.page + 1)) if params.page < last else None,
         "clear_filters": url(params.unfiltered()) if data["filters"] else None,
+        # a facet's value search for this state: replace {name} by service, tag, type or cloud
+        "facet_values": _url(f"{API_PREFIX}/facets/{{name}}", replace(params, page=1, per_page=default_pp), default_pp),
     }
     return data
 
