@@ -6,11 +6,13 @@ Limits come from the app's settings so the document never disagrees with the val
 from __future__ import annotations
 
 from . import __version__
+from .search import FACETS as FACET_NAMES
 
 #: The version of the JSON's shape. 1.1: articles gained steps_detail, heading, questions,
 #: topics, placeholders (and filled); /api/articles/{id}/related is new; steps is still a list
-#: of strings.
-API_VERSION = "1.1"
+#: of strings.  1.2: facets type and cloud, a "(none)" value per facet, labels, facet_info,
+#: /api/v1/facets/{name} (issue 13).
+API_VERSION = "1.2"
 
 _STR = {"type": "string"}
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -58,9 +60,12 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
     """The OpenAPI document for an app with these limits."""
     facet_value = {
         "type": "object",
-        "required": ["value", "count", "selected", "toggle_url"],
+        "required": ["value", "label", "count", "selected", "toggle_url"],
         "properties": {
-            "value": _STR,
+            "value": {"type": "string", "description": "The raw value, as a filter parameter takes it; `(none)` "
+                                                      "stands for the articles without a value."},
+            "label": {"type": "string", "description": "How the value reads (from the facet labels file; the raw "
+                                                      "value when it has no label)."},
             "count": {"type": "integer", "minimum": 0,
                       "description": "Results this search would have with the value selected "
                                      "(disjunctive: the facet's own selection is ignored)."},
@@ -136,14 +141,21 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "results": {"type": "array", "items": _ref("Result")},
                 "facets": {
                     "type": "object",
-                    "required": ["service", "tag"],
-                    "properties": {"service": {"type": "array", "items": _ref("FacetValue")},
-                                   "tag": {"type": "array", "items": _ref("FacetValue")}},
+                    "description": "Per facet, its most frequent values (KB_FACET_LIMIT), the selected ones, then "
+                                   "`(none)` when some result has no value.",
+                    "required": list(FACET_NAMES),
+                    "properties": {name: {"type": "array", "items": _ref("FacetValue")} for name in FACET_NAMES},
+                },
+                "facet_info": {
+                    "type": "object",
+                    "description": "Per facet, what its list in `facets` left out (added in API 1.2).",
+                    "required": list(FACET_NAMES),
+                    "properties": {name: _ref("FacetInfo") for name in FACET_NAMES},
                 },
                 "filters": {
                     "type": "array",
-                    "items": {"type": "object", "required": ["facet", "value", "remove_url"],
-                              "properties": {"facet": _STR, "value": _STR, "remove_url": _STR}},
+                    "items": {"type": "object", "required": ["facet", "value", "label", "remove_url"],
+                              "properties": {"facet": _STR, "value": _STR, "label": _STR, "remove_url": _STR}},
                 },
                 "suggestion": {**_NULLABLE_STR, "description": "A corrected query (\"Did you mean\")."},
                 "warnings": {"type": "array", "items": _STR,
@@ -154,10 +166,35 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "took_ms": {"type": "number"},
                 "links": {
                     "type": "object",
-                    "required": ["self", "html", "json", "first", "prev", "next", "clear_filters"],
-                    "properties": {k: _NULLABLE_STR for k in
-                                   ("self", "html", "json", "first", "prev", "next", "clear_filters")},
+                    "required": ["self", "html", "json", "first", "prev", "next", "clear_filters", "facet_values"],
+                    "properties": {**{k: _NULLABLE_STR for k in
+                                      ("self", "html", "json", "first", "prev", "next", "clear_filters")},
+                                   "facet_values": {"type": "string", "description": "The facet value search of "
+                                                    "this search: replace {name} by a facet's name."}},
                 },
+            },
+        },
+        "FacetInfo": {
+            "type": "object",
+            "required": ["truncated", "other_values", "none_count"],
+            "properties": {
+                "truncated": {"type": "boolean", "description": "Some values with results were left out of the list."},
+                "other_values": {"type": "integer", "minimum": 0,
+                                 "description": "How many: ask /api/v1/facets/{name} for them."},
+                "none_count": {"type": "integer", "minimum": 0,
+                               "description": "Articles without a value (the `(none)` entry's count)."},
+            },
+        },
+        "FacetValues": {
+            "type": "object",
+            "required": ["facet", "query", "prefix", "values", "total_values", "truncated", "took_ms"],
+            "properties": {
+                "facet": _STR, "query": _STR, "prefix": _STR,
+                "values": {"type": "array", "items": _ref("FacetValue"),
+                           "description": "Largest count first; `toggle_url`s lead to the search page."},
+                "total_values": {"type": "integer", "minimum": 0, "description": "Values that matched in all."},
+                "truncated": {"type": "boolean", "description": "More matched than `limit` allowed."},
+                "took_ms": {"type": "number"},
             },
         },
         "Document": {"type": "object", "required": ["title", "url"], "properties": {"title": _STR, "url": _STR}},
@@ -251,8 +288,8 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
 
     def facet_param(name: str, what: str) -> dict:
         return {"name": name, "in": "query", "style": "form", "explode": True,
-                "description": f"Only articles with this {what} (lower-cased). Repeat for OR; different "
-                               "facets combine with AND.",
+                "description": f"Only articles with this {what} (lower-cased); `(none)`: those without one. "
+                               "Repeat for OR; different facets combine with AND.",
                 "schema": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 200}}}
 
     search_params = [
@@ -262,6 +299,8 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
          "schema": {"type": "string", "maxLength": max_query_chars}},
         facet_param("service", "service"),
         facet_param("tag", "resource tag"),
+        facet_param("type", "article type (selfHelpType)"),
+        facet_param("cloud", "cloud (cloudEnvironments: public, fairfax, mooncake...)"),
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_page, "default": 1}},
         {"name": "per_page", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": max_per_page, "default": default_per_page}},
@@ -287,6 +326,23 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "operationId": "search", "summary": "Search articles (alias: /api/search)", "parameters": search_params,
                 "responses": {"200": _ok(_ref("SearchResponse"), "One page of results with facet counts."),
                               **_NOT_MODIFIED, **_errors(400, 405, 503)},
+            }},
+            "/api/v1/facets/{name}": {"get": {
+                "operationId": "facetValues", "summary": "Search a facet's values (alias: /api/facets/{name})",
+                "description": "The values of one facet whose raw value or label contains `prefix` (any case; "
+                               "`key vault` finds microsoft.keyvault), with their disjunctive counts for the "
+                               "search given by q and the facet parameters; an empty prefix lists them all "
+                               "(what \"Show more\" shows). Added in API 1.2.",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": list(FACET_NAMES)}},
+                    {"name": "prefix", "in": "query", "schema": {"type": "string", "maxLength": 200},
+                     "description": "What was typed in the facet's filter box."},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                                "default": 100}},
+                    *(p for p in search_params if p["name"] not in ("page", "per_page")),
+                ],
+                "responses": {"200": _ok(_ref("FacetValues"), "The matching values."), **_NOT_MODIFIED,
+                              **_errors(400, 404, 405, 503, _404="No such facet (`not_found`).")},
             }},
             "/api/v1/articles/{id}": {"get": {
                 "operationId": "getArticle", "summary": "One whole article (alias: /api/articles/{id})",

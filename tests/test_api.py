@@ -45,7 +45,7 @@ def test_search_contract(client):
         assert r["url"] == f"/articles/{r['id']}" and r["api_url"] == f"/api/v1/articles/{r['id']}"
     scores = [r["score"] for r in data["results"]]
     assert scores == sorted(scores, reverse=True)
-    assert set(data["facets"]) == {"service", "tag"}
+    assert set(data["facets"]) == {"service", "tag", "type", "cloud"}
     for values in data["facets"].values():
         for v in values:
             assert {"value", "count"} <= v.keys() and v["value"] and v["count"] >= 0
@@ -132,7 +132,7 @@ def test_links_toggle_facet_values(client):
     value = data["facets"]["service"][0]
     narrowed = client.get(value["toggle_url"]).get_json()
     assert narrowed["total"] == value["count"]
-    assert narrowed["filters"] == [{"facet": "service", "value": value["value"],
+    assert narrowed["filters"] == [{"facet": "service", "value": value["value"], "label": value["label"],
                                     "remove_url": "/api/search?q=connect"}]
     again = next(v for v in narrowed["facets"]["service"] if v["value"] == value["value"])
     assert again["selected"] and again["toggle_url"] == "/api/search?q=connect"
@@ -295,7 +295,7 @@ def _check(schema: dict, value, doc: dict, where: str = "$") -> None:
 def test_openapi_describes_the_real_responses(client, app):
     doc = client.get("/api/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
-    served = {r.rule.replace("<path:article_id>", "{id}") for r in app.url_map.iter_rules()}
+    served = {r.rule.replace("<path:article_id>", "{id}").replace("<name>", "{name}") for r in app.url_map.iter_rules()}
     assert set(doc["paths"]) <= served
     ok = doc["paths"]["/api/v1/search"]["get"]["responses"]
     _check(ok["200"]["content"]["application/json"]["schema"], search(client, q="connect", service="microsoft.compute"), doc)

@@ -29,7 +29,7 @@ def test_result_shape(engine):
     assert set(first) >= {"id", "path", "title", "description", "service", "tags", "score", "snippet", "url"}
     assert first["url"] == f"/articles/{first['id']}"
     assert "<mark>" in first["snippet"]
-    assert set(res["facets"]) == {"service", "tag"}
+    assert set(res["facets"]) == {"service", "tag", "type", "cloud"}
 
 
 def test_empty_query_browses_everything(engine):
@@ -83,7 +83,7 @@ def test_facet_counts_are_disjunctive(engine):
 def test_selected_unknown_value_is_listed_with_zero(engine):
     res = engine.search("", tags=["no-such-tag"])
     assert res["total"] == 0
-    assert {"value": "no-such-tag", "count": 0, "selected": True} in res["facets"]["tag"]
+    assert {"value": "no-such-tag", "label": "no-such-tag", "count": 0, "selected": True} in res["facets"]["tag"]
 
 
 def test_pagination(engine):
