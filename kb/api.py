@@ -31,7 +31,7 @@ from .openapi import openapi_document
 from .personalise import blade_links, personalise, request_values
 from .render import render_article
 from .query import MAX_QUERY_CHARS
-from .search import FACETS, NONE, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
+from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
 SEARCH_PARAMS = ("q", *FACETS, "page", "per_page")
