@@ -129,6 +129,10 @@ class Syncer:
         """Fetch the branch and make the work tree exactly its commit; ``{"sha", "time"}``."""
         clone = self.clone_dir
         if not (clone / ".git").is_dir():
+            if clone.is_dir() and any(clone.iterdir()):
+                # the reset and clean below would delete whatever is there
+                raise SyncError(f"{clone} is not a git clone and not empty; kb sync leaves it alone "
+                                f"(give --clone a new or empty directory)")
             clone.mkdir(parents=True, exist_ok=True)
             _git(["init", "-q", str(clone)])
         remotes = _git(["remote"], cwd=clone).split()

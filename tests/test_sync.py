@@ -196,6 +196,15 @@ def test_the_clone_may_not_be_inside_the_index(tmp_path, repo):
     assert status == 2 and "must not be inside the index directory" in log, log
 
 
+def test_a_directory_that_is_not_a_clone_is_left_alone(tmp_path, repo):
+    mine = tmp_path / "my-articles"
+    mine.mkdir()
+    (mine / "notes.md").write_text("# Mine\n")
+    status, log = kb_sync(tmp_path / "index", "--clone", str(mine), url=repo.bare)
+    assert status == 1 and "is not a git clone and not empty" in log, log
+    assert [p.name for p in mine.iterdir()] == ["notes.md"]
+
+
 def test_a_looping_sync_picks_up_a_pushed_commit_and_stops_on_sigterm(tmp_path, repo):
     index = tmp_path / "index"
     proc = subprocess.Popen([sys.executable, "-m", "kb", "sync", "--git", str(repo.bare), "--index", str(index),
