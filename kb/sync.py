@@ -184,6 +184,7 @@ class Syncer:
         return True
 
     def _failed(self, message: str, started: float) -> bool:
+        message = message.replace(self.url, redact(self.url))  # git may quote the URL, token and all
         self.status.update(ok=False, error=message,
                            last_error={"at": self.status["last_attempt"], "message": message},
                            served=self.served_commit())

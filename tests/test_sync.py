@@ -164,10 +164,11 @@ def test_a_broken_remote_leaves_the_served_generation_and_says_why(tmp_path, rep
 
 def test_no_clone_at_all_is_an_error_not_a_crash(tmp_path):
     index = tmp_path / "index"
-    status, log = kb_sync(index, url="http://127.0.0.1:9/nothing.git")
+    status, log = kb_sync(index, url="http://bot:s3cret@127.0.0.1:9/nothing.git")
     assert status == 1 and "failed" in log and "Traceback" not in log, log
     assert current_generation(index) is None
-    assert read_status(index)["ok"] is False
+    assert read_status(index)["ok"] is False and read_status(index)["url"] == "http://127.0.0.1:9/nothing.git"
+    assert "s3cret" not in log and "s3cret" not in status_path(index).read_text()
     assert health(index)[0] == 503  # no complete generation: a balancer sends it nothing
 
 
