@@ -306,6 +306,42 @@ def eval_cmd(queries, as_json, verbose, index_dir):
                 click.echo(f"  rank {row['rank'] or '-':>4}  {row['kind']:<16} {row['q']}")
 
 
+@cli.command("sync")
+@click.option("--git", "url", required=True, help="URL of the articles repository (anything git clones).")
+@click.option("--branch", default="main", show_default=True, help="Branch to follow.")
+@click.option("--every", default="30s", show_default=True, help="Time between fetches: 30s, 5m, 1h or seconds.")
+@INDEX_OPTION
+@click.option("--clone", "clone_dir", type=click.Path(file_okay=False), default=None,
+              help="Local clone of the repository (default: <index>.articles, beside the index).")
+@click.option("--subdir", default="", help="The articles' folder inside the repository (default: all of it).")
+@click.option("--once", is_flag=True, help="Fetch and index once, then exit (status 1 when that failed).")
+@click.option("--allow-empty", is_flag=True, help="Index a commit without any markdown file, emptying the index.")
+def sync_cmd(url, branch, every, index_dir, clone_dir, subdir, once, allow_empty):
+    """Keep the index built from the articles of a git repository.
+
+    Each cycle fetches BRANCH into a local clone, resets it to the fetched commit, and indexes
+    it incrementally (as kb index) when the served index was built from another commit.  A failed
+    fetch or build leaves the served index as it was; each cycle logs one line and writes
+    <index>.sync.json, which /healthz reports.  SIGTERM or Ctrl+C stops between cycles.
+
+    Example: kb sync --git https://github.com/org/articles.git --every 5m --index ./index
+    """
+    from .sync import Syncer, parse_interval, stop_on_signals
+
+    try:
+        seconds = parse_interval(every)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--every") from None
+    try:
+        syncer = Syncer(url=url, index_dir=index_dir, branch=branch, clone_dir=clone_dir, subdir=subdir,
+                        allow_empty=allow_empty, every=seconds, log=lambda line: click.echo(line, err=True))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--clone") from None
+    if once:
+        sys.exit(0 if syncer.cycle() else 1)
+    syncer.run(stop_on_signals())
+
+
 @cli.command("serve")
 @INDEX_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all of them).")

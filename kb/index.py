@@ -127,6 +127,7 @@ def build(
     progress: Progress | None = None,
     workers: int | None = None,
     allow_empty: bool = False,
+    commit_info: dict | None = None,
 ) -> BuildReport:
     """Index every article under ``articles_dir`` into a new generation of ``index_dir``.
 
@@ -135,7 +136,10 @@ def build(
     Raises :class:`BuildLocked` when another build is running, and :class:`EmptySource` when
     ``articles_dir`` has no markdown file but the served index has articles, unless
     ``allow_empty``.  Any other failure (a full disk, a read-only directory) raises and leaves
-    the served generation as it was.
+    the served generation as it was.  ``commit_info`` (``{"sha", "time"}`` of the articles'
+    git commit, from ``kb sync``) is recorded in the manifest as ``commit``; a build whose commit
+    differs from the served one's writes a new generation even when no article changed, so the
+    served generation always names the commit it reflects.
     """
     started = time.perf_counter()
     started_ns = time.time_ns()
@@ -166,7 +170,8 @@ def build(
         if incremental:
             prev_sources = read_sources(prev)
             unchanged, todo, gone = _changes(articles_dir, prev_sources, paths, stats, report)
-            if not todo and not gone and prev == current_generation(index_dir):
+            if not todo and not gone and prev == current_generation(index_dir) \
+                    and prev_manifest.get("commit") == commit_info:
                 # nothing to do: keep serving the current generation (servers need not reopen it)
                 report.skipped = sorted(report.skipped + unlisted, key=lambda s: s.path)
                 report.mode = "unchanged"
@@ -206,6 +211,8 @@ def build(
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "report": report.to_dict(),
             }
+            if commit_info is not None:
+                manifest["commit"] = commit_info
             (building / MANIFEST).write_text(json.dumps(manifest))
             commit(index_dir, building)
         except BaseException:
