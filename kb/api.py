@@ -12,9 +12,11 @@ every JSON error (:func:`error_code`).
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import math
 import re
+import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from urllib.parse import quote_plus, urlencode
@@ -32,6 +34,7 @@ from .personalise import blade_links, personalise, request_values
 from .render import render_article
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
+from .sync import read_status
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
 SEARCH_PARAMS = ("q", *FACETS, "page", "per_page")
@@ -441,9 +444,48 @@ def api_openapi():
                                     default_per_page=cfg["KB_PER_PAGE"], max_query_chars=MAX_QUERY_CHARS))
 
 
+# -- replica health, for load balancers -------------------------------------------------------
+
+
+class NotReady(ServiceUnavailable):
+    """A 503 from /readyz while this replica is stopping: a balancer sends it nothing more."""
+
+    error_code = "stopping"
+
+
+#: A health answer is about this moment: no cache (nor a balancer's) may keep it.
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
 @bp.get("/healthz")
 def healthz():
-    """Liveness and the index being served: generation, article count and any warnings about it
-    (an index of an outdated format, for one); ``warnings`` is always a list."""
+    """The index being served: 200 only with a complete generation, with the articles' commit it
+    was built from (``kb sync``), its age, any warnings (``warnings`` is always a list) and the
+    last sync status (``sync``: None without ``kb sync``); 503 in the error shape otherwise."""
+    eng = engine()
+    info = _run(eng.info)
+    gen = eng.generation()
+    manifest = gen.manifest if gen.name == info["generation"] else {}
+    commit = manifest.get("commit") if isinstance(manifest.get("commit"), dict) else {}
+    return jsonify({"status": "ok", **info, "warnings": list(info.get("warnings", [])),
+                    "commit": commit.get("sha"), "commit_time": commit.get("time"),
+                    "age_seconds": _age_seconds(info.get("built_at")),
+                    "sync": read_status(current_app.config["KB_INDEX"])}), 200, _NO_STORE
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: 200 once this replica can answer searches; 503 while it has no index to serve
+    (starting, never built, damaged) and once it is stopping (finishing its last requests)."""
+    if current_app.extensions.get("kb_stopping"):  # set by kb.worker on SIGTERM
+        raise NotReady("this replica is stopping; it finishes the requests it has and takes no more")
     info = _run(engine().info)
-    return jsonify({"status": "ok", **info, "warnings": list(info.get("warnings", []))})
+    return jsonify({"status": "ready", "generation": info["generation"], "articles": info["articles"]}), 200, _NO_STORE
+
+
+def _age_seconds(built_at: object) -> int | None:
+    """Seconds since a manifest's ``built_at`` (None when it has none)."""
+    try:
+        return max(0, int(time.time() - calendar.timegm(time.strptime(str(built_at), "%Y-%m-%dT%H:%M:%SZ"))))
+    except ValueError:
+        return None

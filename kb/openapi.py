@@ -245,7 +245,31 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             "properties": {"status": {"const": "ok"}, "generation": _STR,
                            "articles": {"type": "integer"}, "built_at": _NULLABLE_STR,
                            "warnings": {"type": "array",
-                                        "description": "Problems with the served index, e.g. an outdated format."}},
+                                        "description": "Problems with the served index, e.g. an outdated format."},
+                           # -- replica health (kb sync) --
+                           "commit": {**_NULLABLE_STR, "description": "The articles' git commit the served "
+                                      "generation was built from (kb sync); null when not built from git."},
+                           "commit_time": {**_NULLABLE_STR, "description": "That commit's time (ISO 8601)."},
+                           "age_seconds": {"type": ["integer", "null"],
+                                           "description": "Seconds since the served generation was built."},
+                           "sync": {"oneOf": [{"type": "null"}, _ref("SyncStatus")],
+                                    "description": "The last cycle of kb sync for this index; null without it."}},
+        },
+        "SyncStatus": {
+            "type": "object",
+            "description": "What kb sync wrote after its last cycle (<index>.sync.json).",
+            "properties": {"ok": {"type": "boolean", "description": "Whether the last cycle fetched and indexed."},
+                           "error": {**_NULLABLE_STR, "description": "Why the last cycle failed (null: it did not)."},
+                           "last_attempt": _STR, "last_success": _NULLABLE_STR,
+                           "last_error": {"type": ["object", "null"]},
+                           "url": _STR, "branch": _STR,
+                           "commit": {"type": ["object", "null"], "description": "The fetched commit: sha, time."},
+                           "served": {**_NULLABLE_STR, "description": "The commit of the served generation."}},
+        },
+        "Ready": {
+            "type": "object",
+            "required": ["status", "generation", "articles"],
+            "properties": {"status": {"const": "ready"}, "generation": _STR, "articles": {"type": "integer"}},
         },
     }
 
@@ -332,7 +356,14 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             }},
             "/healthz": {"get": {
                 "operationId": "health", "summary": "Liveness and the index generation being served",
-                "responses": {"200": _json(_ref("Health"), "Serving."), **_errors(503)},
+                "responses": {"200": _json(_ref("Health"), "Serving a complete generation."),
+                              **_errors(503, _503="No complete generation to serve (none built, or damaged).")},
+            }},
+            "/readyz": {"get": {
+                "operationId": "ready", "summary": "Readiness for a load balancer: send searches or not",
+                "responses": {"200": _json(_ref("Ready"), "Ready for searches."),
+                              **_errors(503, _503="No index to serve yet (`index_missing`), a damaged one (`index_damaged`), "
+                                                  "or the replica is stopping (`stopping`).")},
             }},
         },
         "components": {"schemas": schemas, "securitySchemes": {

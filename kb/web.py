@@ -240,7 +240,7 @@ def safe_url(url: str) -> str | None:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/healthz"
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
 
 
 def _http_error(exc: HTTPException):

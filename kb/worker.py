@@ -123,6 +123,15 @@ class KbWorker(GeventWorker):
         RequestParser.mesg_class = BoundedRequest
         super().init_process()
 
+    def handle_exit(self, sig, frame) -> None:
+        # SIGTERM: gunicorn stops accepting and lets the requests under way finish (within
+        # graceful_timeout); /readyz answers 503 from now on, to a balancer polling this worker
+        # on a connection it keeps alive.
+        super().handle_exit(sig, frame)
+        extensions = getattr(self.wsgi, "extensions", None)
+        if extensions is not None:
+            extensions["kb_stopping"] = True
+
     def handle_error(self, req, client, addr, exc) -> None:
         status, reason = 500, "Internal Server Error"
         for cls, code, name in _CLIENT_ERRORS:
