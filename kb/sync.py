@@ -129,6 +129,10 @@ class Syncer:
         """Fetch the branch and make the work tree exactly its commit; ``{"sha", "time"}``."""
         clone = self.clone_dir
         if not (clone / ".git").is_dir():
+            if clone.is_dir() and any(clone.iterdir()):
+                # the reset and clean below would delete whatever is there
+                raise SyncError(f"{clone} is not a git clone and not empty; kb sync leaves it alone "
+                                f"(give --clone a new or empty directory)")
             clone.mkdir(parents=True, exist_ok=True)
             _git(["init", "-q", str(clone)])
         remotes = _git(["remote"], cwd=clone).split()
@@ -180,6 +184,7 @@ class Syncer:
         return True
 
     def _failed(self, message: str, started: float) -> bool:
+        message = message.replace(self.url, redact(self.url))  # git may quote the URL, token and all
         self.status.update(ok=False, error=message,
                            last_error={"at": self.status["last_attempt"], "message": message},
                            served=self.served_commit())
