@@ -214,6 +214,9 @@ def test_a_looping_sync_picks_up_a_pushed_commit_and_stops_on_sigterm(tmp_path, 
     try:
         first = git("rev-parse", "HEAD", cwd=repo.work).strip()
         wait_for(lambda: (read_status(index) or {}).get("served") == first, proc)
+        # one more cycle with nothing new (the "up to date" line) before the push
+        built = read_status(index)["last_attempt"]
+        wait_for(lambda: (read_status(index) or {}).get("last_attempt") != built, proc)
         retitle(repo.articles()[0], "Wombat tunnel drops after ninety seconds")
         head = repo.commit("a new title")
         wait_for(lambda: (read_status(index) or {}).get("served") == head, proc)
