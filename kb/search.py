@@ -352,6 +352,7 @@ class SearchEngine:
         per_page: int = 10,
         facet_limit: int = FACET_LIMIT,
         timeout: float | None = None,
+        prefix: bool = False,
     ) -> dict:
         """Search for ``q`` within the selected facet values.
 
@@ -361,19 +362,20 @@ class SearchEngine:
         e.g. one per cloud) are one result, listing the others under ``copies``; ``total`` counts
         articles, ``total_groups`` results, ``total_all_words`` the articles holding every word.
         ``warnings`` says what was left out (a wildcard that matches too many words).  Past
-        ``timeout`` seconds (None or 0: no limit) it raises :class:`SearchTimeout`.
+        ``timeout`` seconds (None or 0: no limit) it raises :class:`SearchTimeout`.  ``prefix``
+        (search as you type) reads the last word as the start of a word.
         """
         started = time.perf_counter()
         deadline = Deadline(timeout)
         gen = self.generation()
         selected = {"service": _norm_values(services), "tag": _norm_values(tags)}
-        key = (q, tuple(selected["service"]), tuple(selected["tag"]), page, per_page, facet_limit)
+        key = (q, tuple(selected["service"]), tuple(selected["tag"]), page, per_page, facet_limit, prefix)
         cached = gen.results.get(key)
         if cached is not None:
             out = json.loads(cached)  # a copy of its own for every caller (the web layer adds links)
         else:
             try:
-                out, cacheable = self._search(gen, q, selected, page, per_page, facet_limit, deadline)
+                out, cacheable = self._search(gen, q, selected, page, per_page, facet_limit, deadline, prefix)
             except SegmentDamaged as exc:
                 raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
             if cacheable and gen.results.limit > 0:
@@ -382,9 +384,9 @@ class SearchEngine:
         return out
 
     def _search(self, gen: Generation, q: str, selected: dict[str, list[str]], page: int, per_page: int,
-                facet_limit: int, deadline: Deadline = NEVER) -> tuple[dict, bool]:
+                facet_limit: int, deadline: Deadline = NEVER, prefix: bool = False) -> tuple[dict, bool]:
         """The answer, and whether it may be cached (not when the load of the moment shaped it)."""
-        parsed = gen.queries.parse(q, deadline)
+        parsed = gen.queries.parse(q, deadline, prefix)
         scored, matched = self._match(gen, parsed, deadline)
         masks = {name: gen.facets[name].selection(values) for name, values in selected.items()}
         final = matched.copy()
