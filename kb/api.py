@@ -32,9 +32,10 @@ from .personalise import blade_links, personalise, request_values
 from .render import render_article
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
+from .suggest import suggest
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
-SEARCH_PARAMS = ("q", *FACETS, "page", "per_page")
+SEARCH_PARAMS = ("q", *FACETS, "page", "per_page", "prefix")
 #: Bounds on facet selections; no real request comes near them.
 MAX_FACET_VALUES = 20
 MAX_FACET_VALUE_CHARS = 200
@@ -89,6 +90,8 @@ class SearchParams:
     tags: tuple[str, ...] = ()
     page: int = 1
     per_page: int = 10
+    #: search as you type: the last word of ``q`` is the start of a word (``prefix=1``)
+    prefix: bool = False
 
     def selected(self, facet: str) -> tuple[str, ...]:
         return self.services if facet == "service" else self.tags
@@ -113,6 +116,8 @@ class SearchParams:
             parts.append(f"per_page={self.per_page}")
         if self.page != 1:
             parts.append(f"page={self.page}")
+        if self.prefix:
+            parts.append("prefix=1")
         return "&".join(parts)
 
 
@@ -177,7 +182,17 @@ def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
         tags=_facet_values(args, "tag"),
         page=_int(args, "page", 1, config["KB_MAX_PAGE"]),
         per_page=_int(args, "per_page", config["KB_PER_PAGE"], config["KB_MAX_PER_PAGE"]),
+        prefix=_flag(args, "prefix"),
     )
+
+
+def _flag(args: MultiDict, name: str) -> bool:
+    raw = _single(args, name)
+    if raw is None or raw.strip() in ("", "0"):
+        return False
+    if raw.strip() == "1":
+        return True
+    raise BadParameter(name, f"{name} must be 0 or 1")
 
 
 def engine() -> SearchEngine:
@@ -228,7 +243,7 @@ def search_data(params: SearchParams, base: str) -> dict:
     default_pp = current_app.config["KB_PER_PAGE"]
     data = _run(engine().search, params.q, services=params.services, tags=params.tags,
                 page=params.page, per_page=params.per_page, facet_limit=current_app.config["KB_FACET_LIMIT"],
-                timeout=current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT))
+                timeout=current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT), prefix=params.prefix)
 
     def url(p: SearchParams, path: str = base) -> str:
         return _url(path, p, default_pp)
@@ -270,8 +285,19 @@ def search_data(params: SearchParams, base: str) -> dict:
         "prev": url(replace(params, page=min(params.page - 1, last))) if params.page > 1 else None,
         "next": url(replace(params, page=params.page + 1)) if params.page < last else None,
         "clear_filters": url(replace(params, services=(), tags=(), page=1)) if data["filters"] else None,
+        # "Did you mean": the same search (filters kept) with the corrected words
+        "suggestion": url(replace(params, q=data["suggestion"], page=1, prefix=False)) if data["suggestion"] else None,
     }
     return data
+
+
+class PageOutOfRange(BadParameter):
+    """A 400 for a page past the last one; the error body says how many pages and results there are."""
+
+    def __init__(self, page: int, pages: int, total_groups: int):
+        super().__init__("page", f"page {page} is past the last page, {pages} ({total_groups} "
+                                 f"{'result' if total_groups == 1 else 'results'})", "page_out_of_range")
+        self.extra = {"pages": pages, "total_groups": total_groups}
 
 
 def article_data(article_id: str, args: MultiDict | None = None) -> dict:
@@ -409,6 +435,8 @@ def api_search():
     if not_modified is not None:
         return not_modified
     data = search_data(params, base)
+    if params.page > data["pages"]:
+        raise PageOutOfRange(params.page, data["pages"], data["total_groups"])
     note_search(current_app.extensions.get("kb_analytics"), params, data, "api")
     return _cache_headers(jsonify(data), etag)
 
@@ -430,6 +458,29 @@ def api_article(article_id: str):
 def api_related(article_id: str):
     """Up to 5 articles like this one: same service first, copies left out."""
     return jsonify({"id": article_id, "results": related_data(article_id)})
+
+
+# -- suggestions (search as you type) ---------------------------------------------------------
+
+
+@bp.get(f"{API_PREFIX}/suggest")
+@bp.get("/api/suggest")
+def api_suggest():
+    """Article titles and error codes matching what is being typed (see kb.suggest)."""
+    for name in request.args:
+        if name != "q":
+            shown = name if len(name) <= 40 else name[:40] + "…"
+            raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected q", "unknown_parameter")
+    q = _single(request.args, "q") or ""
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
+    q = " ".join(_CONTROL_RE.sub(" ", q).split())
+    etag = _etag("suggest", q)
+    not_modified = _not_modified(etag)
+    if not_modified is not None:
+        return not_modified
+    data = _run(lambda: suggest(engine().generation(), q))
+    return _cache_headers(jsonify(data), etag)
 
 
 @bp.get(f"{API_PREFIX}/openapi.json")
