@@ -24,6 +24,8 @@ MAX_TITLES = 8
 MAX_CODES = 5
 #: Titles looked at, at most, for one suggestion (a one-letter word starts thousands of titles).
 MAX_CANDIDATES = 5000
+#: Where codes are looked for: a code named only in a title is a code too.
+CODE_FIELDS = ("title", "body")
 _WORD_RE = re.compile(r"\w+")
 #: What reads as a code: letters and digits mixed.  (Codes joined by "_" are indexed stemmed,
 #: "error_disk_ful", so they cannot be shown as written.)
@@ -103,29 +105,36 @@ class Suggester:
                  "url": f"/articles/{self.ids[n]}"} for n in best]
 
     def codes_for(self, text: str, limit: int = MAX_CODES) -> list[dict]:
-        """Error codes of the index starting with the last typed word (at least 3 characters, and
-        holding a digit unless it is the only word: "aadsts", but not "starting wind"), the most
-        common first."""
+        """Error codes of the index (titles and bodies) starting with the last typed word (at
+        least 3 characters, and holding a digit unless it is the only word: "aadsts", but not
+        "starting wind"), the most common first."""
         typed = text.split()
         start = typed[-1].lower() if typed else ""
-        if len(start) < 3 or "body" not in self.reader.indexed_field_names():
+        if len(start) < 3:
             return []
         if len(typed) > 1 and not any(c.isdigit() for c in start):
             return []
-        found: list[tuple[int, str]] = []
-        for scanned, btext in enumerate(self.reader.expand_prefix("body", start)):
-            if scanned >= MAX_SCANNED:
-                break
-            term = utf8decode(btext)[0] if isinstance(btext, bytes) else btext
-            if _CODE_RE.fullmatch(term):
-                found.append((self.reader.doc_frequency("body", term), term))
+        counts: dict[str, int] = {}
+        scanned = 0
+        for fieldname in CODE_FIELDS:
+            if fieldname not in self.reader.indexed_field_names():
+                continue
+            for btext in self.reader.expand_prefix(fieldname, start):
+                scanned += 1
+                if scanned > MAX_SCANNED:
+                    break
+                term = utf8decode(btext)[0] if isinstance(btext, bytes) else btext
+                if _CODE_RE.fullmatch(term):
+                    # articles naming it: the larger of the two fields' counts (most have it in both)
+                    counts[term] = max(counts.get(term, 0), self.reader.doc_frequency(fieldname, term))
+        found = [(df, term) for term, df in counts.items()]
         found.sort(key=lambda item: (-item[0], item[1]))
         return [{"kind": "code", "text": shown_code(term), "count": df, "url": f"/?q={shown_code(term)}"}
                 for df, term in found[:limit]]
 
 
 def shown_code(term: str) -> str:
-    """A code as it is usually written: ``0xC000021A``, ``AADSTS50076``, ``ERROR_DISK_FULL``
+    """A code as it is usually written: ``0xC000021A``, ``AADSTS50076``
     (the index keeps codes lower-cased)."""
     if term.startswith("0x"):
         return "0x" + term[2:].upper()
