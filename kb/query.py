@@ -20,7 +20,9 @@ quick answers that say they were cut (``Parsed.warnings``) instead of holding ev
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
+import heapq
 import re
 import threading
 import time
@@ -186,6 +188,7 @@ class QueryBuilder:
         self._parser.add_plugin(qparser.PlusMinusPlugin())
         self._spell: dict[str, list[tuple[str, int]]] | None = None
         self._spell_df: dict[str, int] = {}
+        self._vocab: tuple[list[str], list[int]] | None = None
         # per instance (an lru_cache on the method would keep every old generation alive)
         self._corrections: OrderedDict[str, str | None] = OrderedDict()
         self._corrections_lock = threading.Lock()
@@ -210,6 +213,14 @@ class QueryBuilder:
             self._spell_df = {w: df for bucket in buckets.values() for w, df in bucket}
             self._spell = buckets
         return self._spell
+
+    def _vocabulary(self) -> tuple[list[str], list[int]]:
+        """The spelling vocabulary sorted (for completions by prefix), with its doc counts."""
+        if self._vocab is None:
+            self._spelling()
+            words = sorted(self._spell_df)
+            self._vocab = (words, [self._spell_df[w] for w in words])
+        return self._vocab
 
     def correct(self, word: str) -> str | None:
         """The most frequent vocabulary word within 1 (short words) or 2 edits of ``word``;
@@ -395,9 +406,9 @@ class QueryBuilder:
         """The words of the index that begin with ``start`` (what is being typed) as alternatives
         of one word; what to tell the searcher about them; whether the answer may be cached.
 
-        Candidates are unstemmed words (the ``spell`` vocabulary; for a start holding a digit or
-        ``_``, the codes of the ``body`` field), the most common first, each searched as the term
-        it indexes under.  The typed start itself (when the index knows it) and the most common
+        Candidates are unstemmed words (the spelling vocabulary, see :meth:`correct`; for a start
+        holding a digit or ``_``, the codes of the ``body`` field), the most common first, each
+        searched as the term it indexes under.  The typed start itself (when the index knows it) and the most common
         completion cost what a typed word costs; the others spend the wildcard budget: at most
         :data:`MAX_SCANNED` vocabulary entries looked at, :data:`MAX_COMPLETIONS` terms kept, and
         their postings (in every text field) within :data:`MAX_EXPANDED_POSTINGS` and what the
@@ -408,20 +419,26 @@ class QueryBuilder:
         low = start.lower()
         if len(low) < 2:
             return [], [], True
-        fields = ["body"] if any(c.isdigit() or c == "_" for c in low) else ["spell"]
         candidates: list[tuple[int, str]] = []
         complete = True
-        for fieldname in fields:
-            if fieldname not in self.reader.indexed_field_names():
-                continue
-            for scanned, btext in enumerate(self.reader.expand_prefix(fieldname, low), 1):
+        if any(c.isdigit() or c == "_" for c in low):
+            # a code being typed: the codes of the body, which the spelling vocabulary leaves out
+            source = self.reader.expand_prefix("body", low) if "body" in self.reader.indexed_field_names() else ()
+            for scanned, btext in enumerate(source, 1):
                 if scanned > MAX_SCANNED:
                     complete = False
                     break
                 if not scanned % 256:
                     deadline.check()
                 word = utf8decode(btext)[0] if isinstance(btext, bytes) else btext
-                candidates.append((self.reader.doc_frequency(fieldname, word), word))
+                candidates.append((self.reader.doc_frequency("body", word), word))
+        else:
+            words, dfs = self._vocabulary()
+            lo = bisect.bisect_left(words, low)
+            hi = bisect.bisect_left(words, low + "\U0010ffff")
+            if hi - lo > MAX_SCANNED:
+                hi, complete = lo + MAX_SCANNED, False
+            candidates = heapq.nlargest(MAX_COMPLETIONS * 4, zip(dfs[lo:hi], words[lo:hi]))
         own = analyze(start)
         kept: list[tuple[str, int]] = []  # (term, postings)
         seen: set[str] = set()

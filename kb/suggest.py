@@ -33,6 +33,7 @@ _CODE_RE = re.compile(r"(?=[a-z0-9]*[0-9])(?=[a-z0-9]*[a-z])[a-z0-9]{4,}")
 
 _suggesters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+_preparing: weakref.WeakSet = weakref.WeakSet()
 
 
 def suggester(gen) -> Suggester:
@@ -42,6 +43,25 @@ def suggester(gen) -> Suggester:
         if found is None:
             found = _suggesters[gen] = Suggester(gen)
         return found
+
+
+def prepare(gen) -> None:
+    """Build, in a background thread, what the first keystrokes on a generation need: its
+    :class:`Suggester` and the vocabulary prefix searches complete from (together about a second
+    on the real corpus, which the first keystroke would otherwise wait for).  Once per generation."""
+    with _lock:
+        if gen in _suggesters or gen in _preparing:
+            return
+        _preparing.add(gen)
+
+    def build() -> None:
+        try:
+            suggester(gen)
+            gen.queries.completions("kb")  # builds the sorted vocabulary
+        except Exception:  # noqa: BLE001 - a failed warm-up only means the first request builds it
+            pass
+
+    threading.Thread(target=build, name="kb-suggest-warmup", daemon=True).start()
 
 
 class Suggester:

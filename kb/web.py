@@ -26,6 +26,7 @@ from .api import bp as api_bp
 from .insights_web import bp as insights_bp
 from .insights_web import note_open, recorder
 from .landing import landing
+from .suggest import prepare as prepare_suggestions
 from .query import MAX_QUERY_CHARS
 from .render import render_step, steps_as_text
 from .search import SearchEngine
@@ -175,6 +176,7 @@ def search_page():
         # "Drop a filter" help: how many results the query has with no filters at all.
         unfiltered = search_data(params.with_selected("service", ()).with_selected("tag", ()), "/")
         data["unfiltered_total"] = unfiltered["total"]
+    prepare_suggestions(search_engine().generation())  # for the keystrokes to come
     welcome = None
     if not params.q and not data["filters"] and params.page == 1:
         welcome = landing(search_engine().generation(), current_app.config)
