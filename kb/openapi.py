@@ -78,9 +78,14 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "code": {"type": "string", "example": "invalid_parameter",
                          "description": "Machine-readable: invalid_parameter, unknown_parameter, not_found, "
                                         "method_not_allowed, too_slow, index_missing, index_damaged, "
-                                        "request_too_large, bad_request, internal_error, unavailable."},
+                                        "request_too_large, page_out_of_range, bad_request, internal_error, "
+                                        "unavailable."},
                 "message": {"type": "string", "example": f"per_page must be an integer between 1 and {max_per_page}"},
                 "parameter": {**_NULLABLE_STR, "description": "The parameter at fault, if any."},
+                # issue 13: a page past the end says where the end is
+                "pages": {"type": "integer", "description": "With `page_out_of_range` only: the last page."},
+                "total_groups": {"type": "integer",
+                                 "description": "With `page_out_of_range` only: the results there are."},
             },
         },
         "FacetValue": facet_value,
@@ -154,9 +159,10 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "took_ms": {"type": "number"},
                 "links": {
                     "type": "object",
-                    "required": ["self", "html", "json", "first", "prev", "next", "clear_filters"],
+                    "required": ["self", "html", "json", "first", "prev", "next", "clear_filters", "suggestion"],
+                    "description": "`suggestion`: the \"Did you mean\" search with the filters kept (null without one).",
                     "properties": {k: _NULLABLE_STR for k in
-                                   ("self", "html", "json", "first", "prev", "next", "clear_filters")},
+                                   ("self", "html", "json", "first", "prev", "next", "clear_filters", "suggestion")},
                 },
             },
         },
@@ -239,6 +245,26 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "never_shown": {"type": ["object", "null"]},
             },
         },
+        # issue 13: suggestions under the search box
+        "Suggestions": {
+            "type": "object",
+            "required": ["query", "suggestions"],
+            "properties": {
+                "query": {"type": "string", "description": "What was typed, spaces collapsed."},
+                "suggestions": {"type": "array", "description": "Error codes first (at most 5, the most "
+                                "common first), then article titles (at most 8; those starting with what was "
+                                "typed first).", "items": {
+                    "type": "object", "required": ["kind", "text", "url"],
+                    "properties": {
+                        "kind": {"enum": ["code", "title"]},
+                        "text": {"type": "string", "description": "The code as usually written (AADSTS50076) "
+                                                                  "or the article's title."},
+                        "url": {"type": "string", "description": "A code's search page, or a title's article page."},
+                        "id": {"type": "string", "description": "Titles: the article id."},
+                        "service": {"type": "string", "description": "Titles: the article's service."},
+                        "count": {"type": "integer", "description": "Codes: articles naming it."}}}},
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status", "generation", "articles", "warnings"],
@@ -265,6 +291,9 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_page, "default": 1}},
         {"name": "per_page", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": max_per_page, "default": default_per_page}},
+        {"name": "prefix", "in": "query", "schema": {"type": "integer", "enum": [0, 1], "default": 0},
+         "description": "1: search as you type; the last word of q is the start of a word and is searched as "
+                        "the most common words it begins (within the wildcard budget; one letter: none yet)."},
         _IF_NONE_MATCH,
     ]
     return {
@@ -286,7 +315,19 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             "/api/v1/search": {"get": {
                 "operationId": "search", "summary": "Search articles (alias: /api/search)", "parameters": search_params,
                 "responses": {"200": _ok(_ref("SearchResponse"), "One page of results with facet counts."),
-                              **_NOT_MODIFIED, **_errors(400, 405, 503)},
+                              **_NOT_MODIFIED,
+                              **_errors(400, 405, 503, _400="A parameter is malformed (code `invalid_parameter`) "
+                                        "or unknown (`unknown_parameter`), `parameter` naming it; or `page` is past "
+                                        "the last page (`page_out_of_range`, with `pages` and `total_groups`).")},
+            }},
+            "/api/v1/suggest": {"get": {
+                "operationId": "suggest", "summary": "Suggestions for what is being typed (alias: /api/suggest)",
+                "description": "Error codes of the index starting with the last word typed, and article titles "
+                               "whose words start with each typed word; a few milliseconds.",
+                "parameters": [{"name": "q", "in": "query", "schema": {"type": "string", "maxLength": max_query_chars},
+                                "description": "What has been typed so far."}, _IF_NONE_MATCH],
+                "responses": {"200": _ok(_ref("Suggestions"), "The suggestions, codes first."), **_NOT_MODIFIED,
+                              **_errors(400, 405, 503)},
             }},
             "/api/v1/articles/{id}": {"get": {
                 "operationId": "getArticle", "summary": "One whole article (alias: /api/articles/{id})",
