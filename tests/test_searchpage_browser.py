@@ -170,12 +170,14 @@ def test_first_result_within_five_tabs_and_skip_link(site, tab):
     page.goto(site.url + "/?q=starting+windows")
     page.locator("#q").focus()
     first = page.locator("a.result-link").first
-    for presses in range(1, 6):
+    presses = 0
+    reached = False
+    while presses < 5 and not reached:
         page.keyboard.press("Tab")
-        if first.evaluate("el => el === document.activeElement"):
-            break
-    else:
-        pytest.fail("the first result is more than 5 Tabs from the search box")
+        presses += 1
+        reached = first.evaluate("el => el === document.activeElement")
+    assert reached, "the first result is more than 5 Tabs from the search box"
+    print(f"the first result is {presses} Tab presses from the search box")
     # the skip link is the first stop of the page and lands on the results
     page.goto(site.url + "/?q=starting+windows")
     page.keyboard.press("Tab")
