@@ -14,6 +14,7 @@ import threading
 import time
 
 from . import analytics
+from .whooshcodec import SegmentDamaged
 
 #: Articles listed at most, and per service.
 MAX_ARTICLES = 24
@@ -37,7 +38,12 @@ def landing(gen, config) -> dict:
         hit = _cache.get(key)
         if hit and now - hit[0] < TTL:
             return hit[1]
-    found = _most_opened(gen, config) or _recent(gen) or _services(gen)
+    try:
+        found = _most_opened(gen, config) or _recent(gen) or _services(gen)
+    except SegmentDamaged as exc:
+        # the page still shows what the search could read; /healthz and searches say "rebuild"
+        logger.warning("kb: landing page left out: %s", exc)
+        return _services(gen)
     with _lock:
         _cache.clear()  # one generation and store at a time
         _cache[key] = (now, found)
