@@ -35,9 +35,10 @@ from .render import render_article
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
 from .sync import read_status
+from .suggest import suggest
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
-SEARCH_PARAMS = ("q", *FACETS, "page", "per_page")
+SEARCH_PARAMS = ("q", *FACETS, "page", "per_page", "prefix")
 #: Bounds on facet selections; no real request comes near them.
 MAX_FACET_VALUES = 20
 MAX_FACET_VALUE_CHARS = 200
@@ -100,6 +101,8 @@ class SearchParams:
     per_page: int = 10
     types: tuple[str, ...] = ()
     clouds: tuple[str, ...] = ()
+    #: search as you type: the last word of ``q`` is the start of a word (``prefix=1``)
+    prefix: bool = False
 
     def selected(self, facet: str) -> tuple[str, ...]:
         return getattr(self, _SELECTION_FIELDS[facet])
@@ -136,6 +139,8 @@ class SearchParams:
             parts.append(f"per_page={self.per_page}")
         if self.page != 1:
             parts.append(f"page={self.page}")
+        if self.prefix:
+            parts.append("prefix=1")
         return "&".join(parts)
 
 
@@ -205,7 +210,17 @@ def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
         page=_int(args, "page", 1, config["KB_MAX_PAGE"]),
         per_page=_int(args, "per_page", config["KB_PER_PAGE"], config["KB_MAX_PER_PAGE"]),
         **{_SELECTION_FIELDS[name]: tuple(values) for name, values in chosen.items()},
+        prefix=_flag(args, "prefix"),
     )
+
+
+def _flag(args: MultiDict, name: str) -> bool:
+    raw = _single(args, name)
+    if raw is None or raw.strip() in ("", "0"):
+        return False
+    if raw.strip() == "1":
+        return True
+    raise BadParameter(name, f"{name} must be 0 or 1")
 
 
 def engine() -> SearchEngine:
@@ -257,7 +272,7 @@ def search_data(params: SearchParams, base: str) -> dict:
     data = _run(engine().search, params.q, services=params.services, tags=params.tags,
                 types=params.types, clouds=params.clouds, page=params.page, per_page=params.per_page,
                 facet_limit=current_app.config["KB_FACET_LIMIT"],
-                timeout=current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT))
+                timeout=current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT), prefix=params.prefix)
 
     def url(p: SearchParams, path: str = base) -> str:
         return _url(path, p, default_pp)
@@ -298,9 +313,21 @@ def search_data(params: SearchParams, base: str) -> dict:
         "next": url(replace(params, page=params.page + 1)) if params.page < last else None,
         "clear_filters": url(params.unfiltered()) if data["filters"] else None,
         # a facet's value search for this state: replace {name} by service, tag, type or cloud
-        "facet_values": _url(f"{API_PREFIX}/facets/{{name}}", replace(params, page=1, per_page=default_pp), default_pp),
+        "facet_values": _url(f"{API_PREFIX}/facets/{{name}}", replace(params, page=1, per_page=default_pp, prefix=False),
+                             default_pp),
+        # "Did you mean": the same search (filters kept) with the corrected words
+        "suggestion": url(replace(params, q=data["suggestion"], page=1, prefix=False)) if data["suggestion"] else None,
     }
     return data
+
+
+class PageOutOfRange(BadParameter):
+    """A 400 for a page past the last one; the error body says how many pages and results there are."""
+
+    def __init__(self, page: int, pages: int, total_groups: int):
+        super().__init__("page", f"page {page} is past the last page, {pages} ({total_groups} "
+                                 f"{'result' if total_groups == 1 else 'results'})", "page_out_of_range")
+        self.extra = {"pages": pages, "total_groups": total_groups}
 
 
 def article_data(article_id: str, args: MultiDict | None = None) -> dict:
@@ -437,6 +464,8 @@ def api_search():
     if not_modified is not None:
         return not_modified
     data = search_data(params, base)
+    if params.page > data["pages"]:
+        raise PageOutOfRange(params.page, data["pages"], data["total_groups"])
     note_search(current_app.extensions.get("kb_analytics"), params, data, "api")
     return _cache_headers(jsonify(data), etag)
 
@@ -462,8 +491,9 @@ def facet_values_data(name: str, args: MultiDict) -> dict:
     if len(prefix) > MAX_FACET_VALUE_CHARS:
         raise BadParameter("prefix", f"prefix must be at most {MAX_FACET_VALUE_CHARS} characters")
     limit = _int(args, "limit", 100, MAX_FACET_SEARCH_LIMIT)
-    params = parse_search_args(MultiDict([(k, v) for k, v in args.items(multi=True) if k in SEARCH_PARAMS]),
-                               current_app.config, strict=False)
+    # here ``prefix`` is the typed facet value, not the search's as-you-type flag
+    search_args = [(k, v) for k, v in args.items(multi=True) if k in SEARCH_PARAMS and k != "prefix"]
+    params = parse_search_args(MultiDict(search_args), current_app.config, strict=False)
     data = _run(engine().facet_values, name, params.q, params.selections(), prefix, limit,
                 timeout=current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT))
     for item in data["values"]:
@@ -499,6 +529,29 @@ def api_article(article_id: str):
 def api_related(article_id: str):
     """Up to 5 articles like this one: same service first, copies left out."""
     return jsonify({"id": article_id, "results": related_data(article_id)})
+
+
+# -- suggestions (search as you type) ---------------------------------------------------------
+
+
+@bp.get(f"{API_PREFIX}/suggest")
+@bp.get("/api/suggest")
+def api_suggest():
+    """Article titles and error codes matching what is being typed (see kb.suggest)."""
+    for name in request.args:
+        if name != "q":
+            shown = name if len(name) <= 40 else name[:40] + "…"
+            raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected q", "unknown_parameter")
+    q = _single(request.args, "q") or ""
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
+    q = " ".join(_CONTROL_RE.sub(" ", q).split())
+    etag = _etag("suggest", q)
+    not_modified = _not_modified(etag)
+    if not_modified is not None:
+        return not_modified
+    data = _run(lambda: suggest(engine().generation(), q))
+    return _cache_headers(jsonify(data), etag)
 
 
 @bp.get(f"{API_PREFIX}/openapi.json")

@@ -83,9 +83,14 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "code": {"type": "string", "example": "invalid_parameter",
                          "description": "Machine-readable: invalid_parameter, unknown_parameter, not_found, "
                                         "method_not_allowed, too_slow, index_missing, index_damaged, "
-                                        "request_too_large, bad_request, internal_error, unavailable."},
+                                        "request_too_large, page_out_of_range, bad_request, internal_error, "
+                                        "unavailable."},
                 "message": {"type": "string", "example": f"per_page must be an integer between 1 and {max_per_page}"},
                 "parameter": {**_NULLABLE_STR, "description": "The parameter at fault, if any."},
+                # issue 13: a page past the end says where the end is
+                "pages": {"type": "integer", "description": "With `page_out_of_range` only: the last page."},
+                "total_groups": {"type": "integer",
+                                 "description": "With `page_out_of_range` only: the results there are."},
             },
         },
         "FacetValue": facet_value,
@@ -166,9 +171,11 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "took_ms": {"type": "number"},
                 "links": {
                     "type": "object",
-                    "required": ["self", "html", "json", "first", "prev", "next", "clear_filters", "facet_values"],
+                    "required": ["self", "html", "json", "first", "prev", "next", "clear_filters", "facet_values",
+                                 "suggestion"],
+                    "description": "`suggestion`: the \"Did you mean\" search with the filters kept (null without one).",
                     "properties": {**{k: _NULLABLE_STR for k in
-                                      ("self", "html", "json", "first", "prev", "next", "clear_filters")},
+                                      ("self", "html", "json", "first", "prev", "next", "clear_filters", "suggestion")},
                                    "facet_values": {"type": "string", "description": "The facet value search of "
                                                     "this search: replace {name} by a facet's name."}},
                 },
@@ -276,6 +283,26 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                 "never_shown": {"type": ["object", "null"]},
             },
         },
+        # issue 13: suggestions under the search box
+        "Suggestions": {
+            "type": "object",
+            "required": ["query", "suggestions"],
+            "properties": {
+                "query": {"type": "string", "description": "What was typed, spaces collapsed."},
+                "suggestions": {"type": "array", "description": "Error codes first (at most 5, the most "
+                                "common first), then article titles (at most 8; those starting with what was "
+                                "typed first).", "items": {
+                    "type": "object", "required": ["kind", "text", "url"],
+                    "properties": {
+                        "kind": {"enum": ["code", "title"]},
+                        "text": {"type": "string", "description": "The code as usually written (AADSTS50076) "
+                                                                  "or the article's title."},
+                        "url": {"type": "string", "description": "A code's search page, or a title's article page."},
+                        "id": {"type": "string", "description": "Titles: the article id."},
+                        "service": {"type": "string", "description": "Titles: the article's service."},
+                        "count": {"type": "integer", "description": "Codes: articles naming it."}}}},
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status", "generation", "articles", "warnings"],
@@ -328,6 +355,9 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_page, "default": 1}},
         {"name": "per_page", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": max_per_page, "default": default_per_page}},
+        {"name": "prefix", "in": "query", "schema": {"type": "integer", "enum": [0, 1], "default": 0},
+         "description": "1: search as you type; the last word of q is the start of a word and is searched as "
+                        "the most common words it begins (within the wildcard budget; one letter: none yet)."},
         _IF_NONE_MATCH,
     ]
     return {
@@ -349,7 +379,19 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
             "/api/v1/search": {"get": {
                 "operationId": "search", "summary": "Search articles (alias: /api/search)", "parameters": search_params,
                 "responses": {"200": _ok(_ref("SearchResponse"), "One page of results with facet counts."),
-                              **_NOT_MODIFIED, **_errors(400, 405, 503)},
+                              **_NOT_MODIFIED,
+                              **_errors(400, 405, 503, _400="A parameter is malformed (code `invalid_parameter`) "
+                                        "or unknown (`unknown_parameter`), `parameter` naming it; or `page` is past "
+                                        "the last page (`page_out_of_range`, with `pages` and `total_groups`).")},
+            }},
+            "/api/v1/suggest": {"get": {
+                "operationId": "suggest", "summary": "Suggestions for what is being typed (alias: /api/suggest)",
+                "description": "Error codes of the index starting with the last word typed, and article titles "
+                               "whose words start with each typed word; a few milliseconds.",
+                "parameters": [{"name": "q", "in": "query", "schema": {"type": "string", "maxLength": max_query_chars},
+                                "description": "What has been typed so far."}, _IF_NONE_MATCH],
+                "responses": {"200": _ok(_ref("Suggestions"), "The suggestions, codes first."), **_NOT_MODIFIED,
+                              **_errors(400, 405, 503)},
             }},
             "/api/v1/facets/{name}": {"get": {
                 "operationId": "facetValues", "summary": "Search a facet's values (alias: /api/facets/{name})",
@@ -363,7 +405,7 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                      "description": "What was typed in the facet's filter box."},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
                                                                 "default": 100}},
-                    *(p for p in search_params if p["name"] not in ("page", "per_page")),
+                    *(p for p in search_params if p["name"] not in ("page", "per_page", "prefix")),
                 ],
                 "responses": {"200": _ok(_ref("FacetValues"), "The matching values."), **_NOT_MODIFIED,
                               **_errors(400, 404, 405, 503, _404="No such facet (`not_found`).")},

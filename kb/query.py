@@ -20,7 +20,9 @@ quick answers that say they were cut (``Parsed.warnings``) instead of holding ev
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
+import heapq
 import re
 import threading
 import time
@@ -61,6 +63,13 @@ EXPANSION_BUCKET = 16_000
 EXPANSION_REFILL = 4_000
 #: Typo corrections remembered per index generation.
 CORRECTIONS_CACHE = 4096
+#: Search as you type (``prefix``): the last word's completions kept at most (each read in every
+#: text field, like a typed word); they share the wildcard budget above and :data:`BUCKET`.
+MAX_COMPLETIONS = 8
+#: A completion's weight: (its postings / the most common completion's) ** COMPLETION_POWER, at
+#: least COMPLETION_MIN_WEIGHT (a rare completion has a high IDF and would otherwise win).
+COMPLETION_POWER = 0.5
+COMPLETION_MIN_WEIGHT = 0.05
 
 #: Weights of the text fields at query time (the best field of each word counts, plus a share
 #: of the others).  Titles are written to be found; info-bubble text and descriptions are short
@@ -179,6 +188,7 @@ class QueryBuilder:
         self._parser.add_plugin(qparser.PlusMinusPlugin())
         self._spell: dict[str, list[tuple[str, int]]] | None = None
         self._spell_df: dict[str, int] = {}
+        self._vocab: tuple[list[str], list[int]] | None = None
         # per instance (an lru_cache on the method would keep every old generation alive)
         self._corrections: OrderedDict[str, str | None] = OrderedDict()
         self._corrections_lock = threading.Lock()
@@ -203,6 +213,14 @@ class QueryBuilder:
             self._spell_df = {w: df for bucket in buckets.values() for w, df in bucket}
             self._spell = buckets
         return self._spell
+
+    def _vocabulary(self) -> tuple[list[str], list[int]]:
+        """The spelling vocabulary sorted (for completions by prefix), with its doc counts."""
+        if self._vocab is None:
+            self._spelling()
+            words = sorted(self._spell_df)
+            self._vocab = (words, [self._spell_df[w] for w in words])
+        return self._vocab
 
     def correct(self, word: str) -> str | None:
         """The most frequent vocabulary word within 1 (short words) or 2 edits of ``word``;
@@ -267,11 +285,12 @@ class QueryBuilder:
 
     # -- parsing -----------------------------------------------------------------------------
 
-    def parse(self, text: str, deadline: Deadline = NEVER) -> Parsed:
+    def parse(self, text: str, deadline: Deadline = NEVER, prefix: bool = False) -> Parsed:
         """Parse what the user typed; an empty query means "browse everything".
 
         With Whoosh syntax, Whoosh's parser decides which documents match and the query's
-        positive words are ranked by kb's scorer like any plain query.
+        positive words are ranked by kb's scorer like any plain query.  ``prefix`` (search as
+        you type) reads the last plain word as the start of a word (see :meth:`completions`).
         """
         text = strip_noise((text or "")[:MAX_QUERY_CHARS])
         if not text:
@@ -286,7 +305,8 @@ class QueryBuilder:
                 parsed.cacheable = notes.cacheable
                 return parsed
             text = " ".join(_WORD_RE.findall(text))
-        parsed = self._plain(text, deadline)
+            prefix = False  # syntax is typed on purpose; its words are whole
+        parsed = self._plain(text, deadline, prefix)
         if notes is not None:  # wildcards that expanded to nothing: say why
             parsed.warnings, parsed.cacheable = notes.warnings + parsed.warnings, notes.cacheable
         return parsed
@@ -306,14 +326,15 @@ class QueryBuilder:
             q = None
         return Parsed(query=q, warnings=expander.warnings(), cacheable=not expander.rationed)
 
-    def _plain(self, text: str, deadline: Deadline = NEVER) -> Parsed:
+    def _plain(self, text: str, deadline: Deadline = NEVER, prefix: bool = False) -> Parsed:
         """Plain words: each typed word, its typo correction and its synonyms as alternatives.
 
         A code the index does not know is searched as its parts (``AADSTS50055`` -> "aadsts",
         "50055"; ``RedisTimeoutException`` -> "redis", "timeout", "exception"), each a word of its
-        own.
+        own.  With ``prefix`` the last word is searched as its completions, never corrected.
         """
         typed = _WORD_RE.findall(text)
+        partial = typed.pop() if prefix and typed else None
         # synonyms are matched on everything typed, stop words included ("out of space")
         lowered = [w.lower() for w in typed]
         words: list[Word] = []
@@ -364,13 +385,102 @@ class QueryBuilder:
                 # unknown everywhere: still a typed word that the results don't match
                 alternatives.append(Alternative(positions))
             add(word, alternatives)
+        cacheable = True
+        if partial is not None:
+            completions, notes, cacheable = self.completions(partial, deadline)
+            if completions:
+                add(partial, completions)
+            warnings += notes
+            typed.append(partial)
         if typed and not words:
             warnings.append("Only very common words were typed (" + ", ".join(dict.fromkeys(lowered))[:80]
                            + "); add a word that describes the problem.")
         suggestion = None
         if corrections:
             suggestion = " ".join(corrections.get(w, w) for w in typed)
-        return Parsed(words=words, suggestion=suggestion, corrections=corrections, warnings=warnings)
+        return Parsed(words=words, suggestion=suggestion, corrections=corrections, warnings=warnings,
+                      cacheable=cacheable)
+
+
+    def completions(self, start: str, deadline: Deadline = NEVER) -> tuple[list[Alternative], list[str], bool]:
+        """The words of the index that begin with ``start`` (what is being typed) as alternatives
+        of one word; what to tell the searcher about them; whether the answer may be cached.
+
+        Candidates are unstemmed words (the spelling vocabulary, see :meth:`correct`; for a start
+        holding a digit or ``_``, the codes of the ``body`` field), the most common first, each
+        searched as the term it indexes under.  The typed start itself (when the index knows it) and the most common
+        completion cost what a typed word costs; the others spend the wildcard budget: at most
+        :data:`MAX_SCANNED` vocabulary entries looked at, :data:`MAX_COMPLETIONS` terms kept, and
+        their postings (in every text field) within :data:`MAX_EXPANDED_POSTINGS` and what the
+        process's :data:`BUCKET` grants, so as-you-type searches cannot flood a worker.  A rarer
+        completion weighs less ("wind" is "windows" before it is "windowseventlogs").  A start of
+        one character completes to nothing ("key v" searches "key").
+        """
+        low = start.lower()
+        if len(low) < 2:
+            return [], [], True
+        candidates: list[tuple[int, str]] = []
+        complete = True
+        if any(c.isdigit() or c == "_" for c in low):
+            # a code being typed: the codes of the body, which the spelling vocabulary leaves out
+            source = self.reader.expand_prefix("body", low) if "body" in self.reader.indexed_field_names() else ()
+            for scanned, btext in enumerate(source, 1):
+                if scanned > MAX_SCANNED:
+                    complete = False
+                    break
+                if not scanned % 256:
+                    deadline.check()
+                word = utf8decode(btext)[0] if isinstance(btext, bytes) else btext
+                candidates.append((self.reader.doc_frequency("body", word), word))
+        else:
+            words, dfs = self._vocabulary()
+            lo = bisect.bisect_left(words, low)
+            hi = bisect.bisect_left(words, low + "\U0010ffff")
+            if hi - lo > MAX_SCANNED:
+                hi, complete = lo + MAX_SCANNED, False
+            candidates = heapq.nlargest(MAX_COMPLETIONS * 4, zip(dfs[lo:hi], words[lo:hi]))
+        own = analyze(start)
+        kept: list[tuple[str, int]] = []  # (term, postings)
+        seen: set[str] = set()
+        if own and self.known(own[0][0]):
+            seen.add(own[0][0])
+        granted = BUCKET.take(MAX_EXPANDED_POSTINGS)
+        used = 0
+        for _df, word in sorted(candidates, reverse=True):
+            if len(kept) >= min(MAX_COMPLETIONS, MAX_EXPANDED_TERMS):
+                complete = False
+                break
+            terms = analyze(word)
+            if not terms or terms[0][0] in seen:
+                continue
+            term = terms[0][0]
+            seen.add(term)
+            cost = sum(self.reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
+            if not cost:
+                continue
+            if kept and cost > granted - used:  # the first completion is free, like a typed word
+                complete = False
+                continue
+            used += cost if kept else 0
+            kept.append((term, cost))
+        BUCKET.give_back(granted - used)
+        rationed = granted < MAX_EXPANDED_POSTINGS
+        alts: list[Alternative] = []
+        if own and own[0][0] in seen:
+            kept.append((own[0][0], sum(self.reader.doc_frequency(f, own[0][0]) for f in FIELD_WEIGHTS)))
+        top = max((cost for _t, cost in kept), default=0)
+        for term, cost in kept:
+            weight = 1.0 if cost == top else max(COMPLETION_MIN_WEIGHT, (cost / top) ** COMPLETION_POWER)
+            alts.append(Alternative([[term]], weight))
+        if own and own[0][0] in seen:
+            # a typed code is also searched as its parts, as when it is typed whole
+            alts += [Alternative(a.positions, a.weight * alts[-1].weight) for a in code_alternatives(own)[1:]]
+        notes = []
+        if not complete and not kept:
+            notes.append(f"'{start}' starts too many words; type more of it")
+        if rationed:
+            notes.append("many searches are running: words being typed were completed less than usual")
+        return alts, notes, not rationed
 
 
 def _positive_words(text: str) -> str:

@@ -440,6 +440,7 @@ class SearchEngine:
         timeout: float | None = None,
         types: tuple[str, ...] | list[str] = (),
         clouds: tuple[str, ...] | list[str] = (),
+        prefix: bool = False,
     ) -> dict:
         """Search for ``q`` within the selected facet values.
 
@@ -452,18 +453,19 @@ class SearchEngine:
         ``timeout`` seconds (None or 0: no limit) it raises :class:`SearchTimeout`.  Each facet
         (service, tag, type, cloud) lists :data:`NONE` for the articles without a value, which
         may be selected like a value; ``facet_info`` says per facet what its list left out.
+        ``prefix`` (search as you type) reads the last word as the start of a word.
         """
         started = time.perf_counter()
         deadline = Deadline(timeout)
         gen = self.generation()
         selected = self.selected(service=services, tag=tags, type=types, cloud=clouds)
-        key = (q, *(tuple(selected[name]) for name in FACETS), page, per_page, facet_limit)
+        key = (q, *(tuple(selected[name]) for name in FACETS), page, per_page, facet_limit, prefix)
         cached = gen.results.get(key)
         if cached is not None:
             out = json.loads(cached)  # a copy of its own for every caller (the web layer adds links)
         else:
             try:
-                out, cacheable = self._search(gen, q, selected, page, per_page, facet_limit, deadline)
+                out, cacheable = self._search(gen, q, selected, page, per_page, facet_limit, deadline, prefix)
             except SegmentDamaged as exc:
                 raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
             if cacheable and gen.results.limit > 0:
@@ -518,9 +520,9 @@ class SearchEngine:
         return bases, final
 
     def _search(self, gen: Generation, q: str, selected: dict[str, list[str]], page: int, per_page: int,
-                facet_limit: int, deadline: Deadline = NEVER) -> tuple[dict, bool]:
+                facet_limit: int, deadline: Deadline = NEVER, prefix: bool = False) -> tuple[dict, bool]:
         """The answer, and whether it may be cached (not when the load of the moment shaped it)."""
-        parsed = gen.queries.parse(q, deadline)
+        parsed = gen.queries.parse(q, deadline, prefix)
         scored, matched = self._match(gen, parsed, deadline)
         bases, final = self._facet_bases(gen, matched, selected)
         total = int(final.sum())

@@ -6,6 +6,7 @@ static files load from the installed ``kb.templates`` and ``kb.static`` packages
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import metadata, resources
 from pathlib import Path
 from urllib.parse import quote_plus, urlsplit
@@ -15,13 +16,17 @@ from flask import Blueprint, Flask, abort, current_app, jsonify, render_template
 from flask_compress import Compress
 from flask_cors import CORS
 from markupsafe import Markup, escape
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import __version__, analytics, config as kbconfig
-from .api import article_data, error_code, parse_search_args, related_data, search_data
+from .api import BadParameter, SearchParams, article_data, engine as search_engine, error_code, parse_search_args
+from .api import related_data, search_data
 from .api import bp as api_bp
 from .insights_web import bp as insights_bp
 from .insights_web import note_open, recorder
+from .landing import landing
+from .suggest import prepare as prepare_suggestions
 from .query import MAX_QUERY_CHARS
 from .render import render_step, steps_as_text
 from .search import SearchEngine
@@ -149,20 +154,55 @@ def _static_asset(filename: str):
 @pages.get("/")
 def search_page():
     """The search page: query, facets, results; state in the query string."""
-    params = parse_search_args(request.args, current_app.config, strict=False)
+    params, notes = _page_params(request.args)
     data = search_data(params, "/")
-    analytics.note_search(recorder(), params, data, "page")
+    if params.page > data["pages"]:
+        # past the last page: show the last one and say so (the JSON API answers 400)
+        notes.append(f"There is no page {params.page}; the last page, {data['pages']}, is shown.")
+        params = replace(params, page=data["pages"])
+        data = search_data(params, "/")
+    if not params.prefix:  # searches as you type are not searches the agent made
+        analytics.note_search(recorder(), params, data, "page")
     if recorder() is not None:
         # the result link carries the query and position, so an opened result is recorded
         # without a script: /articles/ID?q=...&pos=N
         first = (data["page"] - 1) * data["per_page"]
         for n, result in enumerate(data["results"], first + 1):
             result["open_url"] = f"{result['url']}?q={quote_plus(params.q)}&pos={n}"
+    else:
+        for result in data["results"]:  # the article page's search box still gets the query
+            result["open_url"] = f"{result['url']}?q={quote_plus(params.q)}" if params.q else None
     if data["total"] == 0 and data["filters"]:
         # "Drop a filter" help: how many results the query has with no filters at all.
         unfiltered = search_data(params.unfiltered(), "/")
         data["unfiltered_total"] = unfiltered["total"]
-    return render_template("search.html", data=data, params=params, page_links=_page_links(data))
+    prepare_suggestions(search_engine().generation())  # for the keystrokes to come
+    welcome = None
+    if not params.q and not data["filters"] and params.page == 1:
+        welcome = landing(search_engine().generation(), current_app.config)
+    return render_template("search.html", data=data, params=params, page_links=_page_links(data),
+                           notes=notes, welcome=welcome)
+
+
+def _page_params(args) -> tuple[SearchParams, list[str]]:
+    """The page's search parameters; a bad one is left out with a note (the HTML page never
+    answers 400 and drops the query: the JSON API does).  A ``q`` too long is cut."""
+    args = MultiDict(args)
+    notes: list[str] = []
+    for _ in range(len(args) + 1):
+        try:
+            return parse_search_args(args, current_app.config, strict=False), notes
+        except BadParameter as exc:
+            name = exc.parameter
+            if name == "q":
+                given = args.getlist("q") or [""]
+                args.setlist("q", [given[0][:MAX_QUERY_CHARS]])
+                notes.append("Only the first q was searched." if len(given) > 1 else
+                             f"The search was cut to its first {MAX_QUERY_CHARS} characters.")
+            else:
+                args.poplist(name)
+                notes.append(f"{exc.description}; it was left out.")
+    return SearchParams(per_page=current_app.config["KB_PER_PAGE"]), notes
 
 
 @pages.get("/articles/<path:article_id>")
@@ -257,7 +297,7 @@ def _http_error(exc: HTTPException):
     headers["Cache-Control"] = "no-store"  # an error is never reused: the next try may succeed
     if _wants_json():
         body = {"status": status, "error": exc.name, "code": error_code(exc, status), "message": message,
-                "parameter": parameter}
+                "parameter": parameter, **getattr(exc, "extra", {})}
         return jsonify(body), status, headers
     return render_template("error.html", status=status, title=exc.name, message=message), status, headers
 

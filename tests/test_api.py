@@ -120,11 +120,14 @@ def test_pages_partition_the_results(client):
     assert seen == [r["id"] for r in everything["results"]]
 
 
-def test_a_page_past_the_end_is_empty_not_an_error(client):
-    data = search(client, q="connect", page=50)
-    assert data["results"] == [] and data["total"] > 0
-    assert data["links"]["next"] is None
-    assert data["links"]["prev"] == f"/api/search?q=connect&page={data['pages']}" or data["pages"] == 1
+def test_a_page_past_the_end_is_a_400_with_the_count(client):
+    """Issue 13: a bot learns how many pages there are instead of paging through empty ones."""
+    last = search(client, q="connect")
+    res = client.get("/api/search", query_string={"q": "connect", "page": 50})
+    body = res.get_json()
+    assert res.status_code == 400 and body["code"] == "page_out_of_range" and body["parameter"] == "page"
+    assert body["pages"] == last["pages"] and body["total_groups"] == last["total_groups"]
+    assert f"past the last page, {last['pages']}" in body["message"]
 
 
 def test_links_toggle_facet_values(client):

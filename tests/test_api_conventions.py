@@ -50,7 +50,7 @@ def test_openapi_lists_the_v1_paths_and_names_the_aliases(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     assert set(doc["paths"]) == {"/api/v1/search", "/api/v1/articles/{id}", "/api/v1/articles/{id}/related",
                                  "/api/v1/facets/{name}", "/api/v1/openapi.json", "/api/v1/insights", "/healthz",
-                                 "/readyz"}
+                                 "/readyz", "/api/v1/suggest"}
     assert "alias" in doc["info"]["description"] and "/api/search" in doc["info"]["description"]
     assert "304" in doc["paths"]["/api/v1/search"]["get"]["responses"]
     assert "code" in doc["components"]["schemas"]["Error"]["required"]

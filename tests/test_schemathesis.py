@@ -34,7 +34,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 #: The operations schemathesis exercises: every path of the document but the document itself
 #: (schemathesis leaves ``/api/v1/openapi.json`` out; loading the schema above has just fetched it).
 OPERATIONS = [("/api/v1/search", "GET"), ("/api/v1/articles/{id}", "GET"), ("/api/v1/articles/{id}/related", "GET"),
-              ("/api/v1/facets/{name}", "GET"), ("/api/v1/insights", "GET"), ("/healthz", "GET"), ("/readyz", "GET")]
+              ("/api/v1/facets/{name}", "GET"), ("/api/v1/insights", "GET"), ("/healthz", "GET"), ("/readyz", "GET"),
+              ("/api/v1/suggest", "GET")]
 
 
 @pytest.fixture(scope="module")

@@ -163,7 +163,10 @@ def test_selected_filters_show_as_removable_chips(client):
 def test_search_box_is_labelled_and_autofocused(client):
     soup = page(client, "/?q=rdp")
     box = soup.find("input", id="q")
-    assert box["name"] == "q" and box["value"] == "rdp" and box.has_attr("autofocus")
+    # autofocus only on the empty page: with a query shown it would scroll a page the agent
+    # came back to to the top (issue 13)
+    assert box["name"] == "q" and box["value"] == "rdp" and not box.has_attr("autofocus")
+    assert page(client, "/").find("input", id="q").has_attr("autofocus")
     assert soup.find("label", attrs={"for": "q"}).get_text(strip=True)
     form = soup.find("form", id="search-form")
     assert form["method"] == "get" and form["action"] == "/" and form["role"] == "search"
@@ -195,9 +198,11 @@ def test_zero_results_page_helps(client):
     assert soup.find(id="result-count").get_text(strip=True).startswith("No results")
 
 
-def test_page_past_the_end_offers_the_first_page(client):
+def test_page_past_the_end_shows_the_last_page(client):
+    """Issue 13: not "page 40 of 2" and no results, but the last page with a note."""
     soup = page(client, "/?q=connect&page=40")
-    assert soup.find(id="results").find("a", string="Go to the first page")["href"] == "/?q=connect"
+    assert "There is no page 40" in soup.select_one(".page-note").get_text()
+    assert soup.select(".result") and "page 2 of 2" in soup.find(id="result-count").get_text()
 
 
 def test_the_query_is_escaped_everywhere(client):
@@ -214,13 +219,15 @@ def test_the_query_is_escaped_everywhere(client):
     ("page=0", "page must be an integer between 1 and"),
     ("page=abc", "page must be an integer"),
     ("per_page=1000", "per_page must be an integer between 1 and"),
-    ("q=" + "x" * 501, "q must be at most 500 characters"),
+    ("q=" + "x" * 501, "The search was cut to its first 500 characters"),
     ("page=1&page=2", "page must be given at most once"),
 ])
-def test_bad_parameters_get_a_friendly_html_400(client, qs, message):
-    soup = page(client, f"/?{qs}", status=400)
-    assert message in soup.find(class_="error-message").get_text()
-    assert soup.find("a", string="Back to search")["href"] == "/"
+def test_bad_parameters_keep_the_search_with_a_note(client, qs, message):
+    """Issue 13: the page never drops the query for a bad parameter; it says what it left out."""
+    long_q = qs.startswith("q=")
+    soup = page(client, f"/?{qs}" if long_q else f"/?q=rdp&{qs}")
+    assert message in " ".join(n.get_text() for n in soup.select(".page-note"))
+    assert soup.find("input", id="q")["value"] == ("x" * 500 if long_q else "rdp")
 
 
 def test_unknown_parameters_are_ignored_by_the_page(client):

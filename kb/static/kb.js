@@ -59,6 +59,7 @@
 
   var loaded = location.pathname + location.search;
   var pending = null;
+  var latest = 0; // only the newest request may swap the page (an older answer can arrive last)
 
   function importChildren(from, into) {
     var nodes = Array.prototype.map.call(from.childNodes, function (n) { return doc.importNode(n, true); });
@@ -84,6 +85,7 @@
   function navigate(url, opts) {
     opts = opts || {};
     if (pending) pending.abort();
+    var ticket = ++latest;
     var controller = window.AbortController ? new AbortController() : null;
     pending = controller;
     var col = doc.querySelector(".results-col");
@@ -99,14 +101,16 @@
         return res.text();
       })
       .then(function (html) {
+        if (ticket !== latest) return;
         var next = new DOMParser().parseFromString(html, "text/html");
         if (!next.getElementById("content")) throw new Error("not a search page");
         swap(next);
         if (opts.push) history.pushState({ kb: true }, "", url);
+        else if (opts.replace) history.replaceState({ kb: true }, "", url);
         loaded = location.pathname + location.search;
         var box = searchBox();
         var nextBox = next.getElementById("q");
-        if (box && nextBox && !opts.push) box.value = nextBox.value;
+        if (box && nextBox && !opts.push && !opts.typing) box.value = nextBox.value;
         showJsOnly();
         Object.keys(typed).forEach(function (id) {
           var input = doc.getElementById(id);
@@ -115,7 +119,8 @@
         restoreFocus(opts);
       })
       .catch(function (err) {
-        if (err && err.name === "AbortError") return;
+        if ((err && err.name === "AbortError") || ticket !== latest) return;
+        if (opts.typing) return; // the next keystroke or Enter tries again
         window.location.assign(url); // fall back to an ordinary page load
       })
       .then(function () {
@@ -158,23 +163,211 @@
     navigate(link.getAttribute("href"), { push: true, focusResults: true, scroll: paging });
   });
 
-  form.addEventListener("submit", function (ev) {
-    ev.preventDefault();
+  function formUrl(prefix) {
     var params = new URLSearchParams();
     new FormData(form).forEach(function (value, key) {
       if (key === "q" && !String(value).trim()) return; // an empty query is the default
       params.append(key, value);
     });
+    if (prefix) params.append("prefix", "1");
     var qs = params.toString();
-    navigate(form.getAttribute("action") + (qs ? "?" + qs : ""), { push: true });
+    return form.getAttribute("action") + (qs ? "?" + qs : "");
+  }
+
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    clearTimeout(typingTimer);
+    navigate(formUrl(false), { push: true });
   });
 
-  history.replaceState({ kb: true }, "", location.href);
+  /* -- search as you type (issue 13): 150 ms after the last keystroke the results are swapped in
+   * place, the word being typed read as a prefix (prefix=1 unless it ends with a space); the URL
+   * is replaced, not pushed, so Back does not step through keystrokes. -- */
+  var typingTimer = 0;
+  var TYPING_DELAY = 150;
+  form.addEventListener("input", function (ev) {
+    if (ev.target !== searchBox()) return;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(function () {
+      var value = searchBox().value;
+      navigate(formUrl(/\S$/.test(value)), { replace: true, typing: true });
+    }, TYPING_DELAY);
+  });
+
+  /* -- keeping the place (issue 13): the scroll position and the opened result are kept in the
+   * history entry, so Back to this page (a new load when the browser did not keep it) goes back
+   * to where the agent was, not to the top. -- */
+  var kept = history.state || {};
+  function keepPlace(ev) {
+    var state = { kb: true, scrollY: window.scrollY };
+    var link = ev && ev.target && ev.target.closest && ev.target.closest("a.result-link");
+    var links = Array.prototype.slice.call(doc.querySelectorAll("a.result-link"));
+    var current = link || (doc.activeElement && doc.activeElement.classList.contains("result-link") ? doc.activeElement : null);
+    if (current) state.result = links.indexOf(current);
+    history.replaceState(state, "", location.href);
+  }
+  doc.addEventListener("click", function (ev) {
+    if (ev.target.closest && ev.target.closest("a.result-link")) keepPlace(ev);
+  }, true);
+  window.addEventListener("pagehide", function () { keepPlace(); });
+  history.replaceState({ kb: true, scrollY: kept.scrollY, result: kept.result }, "", location.href);
+  if (typeof kept.scrollY === "number") {
+    window.scrollTo(0, kept.scrollY);
+    var back = doc.querySelectorAll("a.result-link")[kept.result];
+    if (back) back.focus({ preventScroll: true });
+  }
   window.addEventListener("popstate", function () {
     // A popstate for an in-page anchor (the skip link) changes nothing we render.
     if (location.pathname + location.search === loaded) return;
     navigate(location.href, { push: false });
   });
+})();
+
+/* Suggestions under the search box and keyboard moves through the results (issue 13).
+ * The box becomes an ARIA combobox whose listbox lists article titles and error codes matching
+ * what is typed (GET /api/v1/suggest); arrow keys move, Enter opens a title or searches a code,
+ * Escape closes.  Outside a text field, j and k move through the results and Enter opens one. */
+(function () {
+  "use strict";
+  var doc = document;
+  var box = doc.getElementById("q");
+  var form = doc.getElementById("search-form");
+
+  function isTyping(el) {
+    return !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+
+  // -- j / k through the results --
+  doc.addEventListener("keydown", function (ev) {
+    if ((ev.key !== "j" && ev.key !== "k") || ev.ctrlKey || ev.metaKey || ev.altKey || isTyping(ev.target)) return;
+    var links = Array.prototype.slice.call(doc.querySelectorAll("a.result-link"));
+    if (!links.length) return;
+    ev.preventDefault();
+    var at = links.indexOf(doc.activeElement);
+    var next = at < 0 ? 0 : Math.max(0, Math.min(links.length - 1, at + (ev.key === "j" ? 1 : -1)));
+    doc.querySelectorAll(".result.is-current").forEach(function (li) { li.classList.remove("is-current"); });
+    var li = links[next].closest(".result");
+    if (li) li.classList.add("is-current");
+    links[next].focus();
+    links[next].scrollIntoView({ block: "nearest" });
+  });
+
+  if (!box || !form || !window.fetch) return;
+
+  // -- the suggestions combobox --
+  var list = doc.createElement("ul");
+  list.id = "suggestions";
+  list.className = "suggestions";
+  list.setAttribute("role", "listbox");
+  list.setAttribute("aria-label", "Suggestions");
+  list.hidden = true;
+  box.parentElement.appendChild(list);
+  box.setAttribute("role", "combobox");
+  box.setAttribute("aria-autocomplete", "list");
+  box.setAttribute("aria-controls", "suggestions");
+  box.setAttribute("aria-expanded", "false");
+
+  var items = [];
+  var active = -1;
+  var timer = 0;
+  var pending = null;
+  var asked = 0;
+
+  function close() {
+    list.hidden = true;
+    box.setAttribute("aria-expanded", "false");
+    box.removeAttribute("aria-activedescendant");
+    active = -1;
+  }
+
+  function show(suggestions) {
+    items = suggestions;
+    list.replaceChildren();
+    active = -1;
+    box.removeAttribute("aria-activedescendant");
+    suggestions.forEach(function (sug, i) {
+      var li = doc.createElement("li");
+      li.id = "suggestion-" + i;
+      li.className = "suggestion-option";
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", "false");
+      var kind = doc.createElement("span");
+      kind.className = "suggestion-kind";
+      kind.textContent = sug.kind === "code" ? "Code" : "Article";
+      var text = doc.createElement("span");
+      text.className = sug.kind === "code" ? "suggestion-text suggestion-code" : "suggestion-text";
+      text.textContent = sug.text;
+      li.append(kind, text);
+      li.addEventListener("mousedown", function (ev) { ev.preventDefault(); choose(i); });
+      list.appendChild(li);
+    });
+    var open = suggestions.length > 0 && doc.activeElement === box;
+    list.hidden = !open;
+    box.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+
+  function highlight(i) {
+    active = i;
+    Array.prototype.forEach.call(list.children, function (li, n) {
+      li.setAttribute("aria-selected", n === i ? "true" : "false");
+    });
+    if (i >= 0) {
+      box.setAttribute("aria-activedescendant", "suggestion-" + i);
+      list.children[i].scrollIntoView({ block: "nearest" });
+    } else {
+      box.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function choose(i) {
+    var sug = items[i];
+    if (!sug) return;
+    close();
+    if (sug.kind === "code") {
+      box.value = sug.text;
+      if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    } else {
+      // the article page's box keeps what was typed
+      window.location.assign(sug.url + "?q=" + encodeURIComponent(box.value.trim()));
+    }
+  }
+
+  function ask() {
+    var q = box.value.trim();
+    var ticket = ++asked;
+    if (pending) pending.abort();
+    if (!q) { show([]); return; }
+    pending = window.AbortController ? new AbortController() : null;
+    fetch("/api/v1/suggest?q=" + encodeURIComponent(q), { signal: pending ? pending.signal : undefined })
+      .then(function (res) { return res.ok ? res.json() : { suggestions: [] }; })
+      .then(function (data) { if (ticket === asked) show(data.suggestions || []); })
+      .catch(function () { /* aborted or offline: the search itself still works */ });
+  }
+
+  box.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(ask, 150);
+  });
+  box.addEventListener("keydown", function (ev) {
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      if (!items.length) return;
+      ev.preventDefault();
+      if (list.hidden) { list.hidden = false; box.setAttribute("aria-expanded", "true"); }
+      var step = ev.key === "ArrowDown" ? 1 : -1;
+      var next = active + step;
+      highlight(next < -1 ? items.length - 1 : next >= items.length ? -1 : next);
+    } else if (ev.key === "Enter" && !list.hidden && active >= 0) {
+      ev.preventDefault();
+      choose(active);
+    } else if (ev.key === "Escape" && !list.hidden) {
+      ev.preventDefault();
+      close();
+    } else if (ev.key === "Enter") {
+      close();
+    }
+  });
+  box.addEventListener("blur", close);
+  form.addEventListener("submit", function () { clearTimeout(timer); asked++; close(); });
 })();
 
 /* Article page: copy the page's link, or its steps as plain text or markdown (the values filled
