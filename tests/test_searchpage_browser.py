@@ -230,6 +230,6 @@ def test_edge_states_in_the_browser(site, tab):
     expect(link).to_have_attribute("href", "/?q=starting+windows&service=microsoft.sql")
     link.click()
     expect(page.locator("#result-count")).to_contain_text("starting windows")
-    expect(page.locator(".chips")).to_contain_text("microsoft.sql")
+    expect(page.locator(".chips")).to_contain_text("SQL Database")  # the label of microsoft.sql
     page.goto(site.url + "/")
     expect(page.locator(".welcome")).to_be_visible()
