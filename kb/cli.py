@@ -135,26 +135,31 @@ def _engine(index_dir: str):
 @click.argument("query")
 @click.option("--service", "services", multiple=True, help="Only this service (repeatable: OR).")
 @click.option("--tag", "tags", multiple=True, help="Only this resource tag (repeatable: OR).")
+@click.option("--type", "types", multiple=True, help="Only this article type, e.g. generic (repeatable: OR).")
+@click.option("--cloud", "clouds", multiple=True, help="Only this cloud, e.g. public (repeatable: OR).")
 @click.option("--limit", type=click.IntRange(1, config.MAX_PER_PAGE), default=10, show_default=True)
 @click.option("--page", type=click.IntRange(1, config.MAX_PAGE), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /api/search.")
 @INDEX_OPTION
-def search_cmd(query, services, tags, limit, page, as_json, index_dir):
+def search_cmd(query, services, tags, types, clouds, limit, page, as_json, index_dir):
     """Search the index for QUERY, a customer's symptom or an error code.
 
     Example: kb search "vm stuck on starting windows" --service microsoft.compute
+
+    A facet option given "(none)" selects the articles without a value for it.
     """
     from .query import MAX_QUERY_CHARS
 
     if len(query) > MAX_QUERY_CHARS:
         raise click.BadParameter(f"must be at most {MAX_QUERY_CHARS} characters", param_hint="QUERY")
-    params = [("q", query), *(("service", s) for s in services), *(("tag", t) for t in tags),
-              ("page", page), ("per_page", limit)]
+    facets = [*(("service", s) for s in services), *(("tag", t) for t in tags),
+              *(("type", t) for t in types), *(("cloud", c) for c in clouds)]
+    params = [("q", query), *facets, ("page", page), ("per_page", limit)]
     result = _api_get(index_dir, "/api/search", params)
     try:
         _print_search(result, page, limit, as_json)
     finally:  # after the answer is out: an unavailable store delays nothing the user waits for
-        _record_search(index_dir, query, services, tags, page, limit, result)
+        _record_search(index_dir, query, facets, page, limit, result)
 
 
 def _print_search(result: dict, page: int, limit: int, as_json: bool) -> None:
@@ -179,7 +184,8 @@ def recorder_config(index_dir: str) -> dict:
     return {**config.defaults(), "KB_INDEX": index_dir}
 
 
-def _record_search(index_dir: str, query: str, services, tags, page: int, limit: int, result: dict) -> None:
+def _record_search(index_dir: str, query: str, facets: list[tuple[str, str]], page: int, limit: int,
+                   result: dict) -> None:
     """Record a CLI search for the insights; a store that is away costs a warning, never the search."""
     from werkzeug.datastructures import MultiDict
 
@@ -189,9 +195,10 @@ def _record_search(index_dir: str, query: str, services, tags, page: int, limit:
     recorder = analytics.recorder_for(recorder_config(index_dir))
     if recorder is None:
         return
-    args = MultiDict([*(("service", s) for s in services), *(("tag", t) for t in tags)])
+    args = MultiDict(facets)
     params = SearchParams(q=analytics.clean_text(query, len(query)), services=_facet_values(args, "service"),
-                          tags=_facet_values(args, "tag"), page=page, per_page=limit)
+                          tags=_facet_values(args, "tag"), types=_facet_values(args, "type"),
+                          clouds=_facet_values(args, "cloud"), page=page, per_page=limit)
     analytics.note_search(recorder, params, result, "cli")
     recorder.close(timeout=5.0)
     if recorder.dropped:

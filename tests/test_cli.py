@@ -75,6 +75,19 @@ def test_search_filters_and_text(runner, sample_index):
     assert "microsoft.sql" in res.output
 
 
+def test_search_type_and_cloud_filters_are_the_api_filters(runner, sample_index):
+    from kb.web import create_app
+
+    res = invoke(runner, "search", "vm", "--type", "diagnostics", "--cloud", "ussec", "--cloud", "(none)",
+                 "--index", str(sample_index), "--json")
+    data = json.loads(res.output)
+    client = create_app({"KB_INDEX": str(sample_index)}).test_client()
+    expected = client.get("/api/search?q=vm&type=diagnostics&cloud=ussec&cloud=%28none%29").get_json()
+    data.pop("took_ms"), expected.pop("took_ms")
+    assert data == expected and {f["facet"] for f in data["filters"]} == {"type", "cloud"}
+    assert 0 < data["total"] < client.get("/api/search?q=vm").get_json()["total"]
+
+
 def test_search_without_index(runner, tmp_path):
     res = runner.invoke(cli, ["search", "vm", "--index", str(tmp_path / "none")])
     assert res.exit_code == 1 and "run `kb index` first" in res.output

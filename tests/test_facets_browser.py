@@ -107,6 +107,19 @@ def test_value_search_and_show_more_find_keyvault_on_the_real_corpus(real_site, 
     assert not tab.errors
 
 
+def test_a_value_search_survives_ticking_a_value_it_found(real_site, tab):
+    """The sidebar is swapped after a tick; what was typed in its value search stays, searched."""
+    page = tab.page
+    page.goto(real_site.url + "/?q=vm")
+    page.locator("#filter-service").fill("net")
+    expect(page.locator("#facet-list-service")).to_have_attribute("data-search", "net")
+    page.locator("#facet-list-service li label").first.click()
+    page.wait_for_url(re.compile(r"service="))
+    expect(page.locator("#filter-service")).to_have_value("net")
+    expect(page.locator("#facet-list-service")).to_have_attribute("data-search", "net")
+    assert not tab.errors
+
+
 def test_service_facet_is_visible_without_javascript(small_site, browser):
     context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
     page = context.new_page()

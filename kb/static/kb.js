@@ -28,25 +28,6 @@
     doc.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
   }
 
-  // Narrow a long facet list to the values containing what was typed.
-  function applyFilter(input) {
-    var list = doc.getElementById(input.getAttribute("data-filter-list"));
-    if (!list) return;
-    var needle = input.value.trim().toLowerCase();
-    var shown = 0;
-    list.querySelectorAll("li").forEach(function (li) {
-      var hit = !needle || (li.getAttribute("data-value") || "").indexOf(needle) !== -1;
-      li.hidden = !hit;
-      if (hit) shown += 1;
-    });
-    var none = list.parentElement.querySelector(".facet-nomatch");
-    if (none) none.hidden = shown > 0;
-  }
-
-  doc.addEventListener("input", function (ev) {
-    if (ev.target.matches && ev.target.matches("[data-filter-list]")) applyFilter(ev.target);
-  });
-
   showJsOnly();
 
   var form = doc.getElementById("search-form");
@@ -91,7 +72,8 @@
     var col = doc.querySelector(".results-col");
     if (col) col.setAttribute("aria-busy", "true");
     var typed = {};
-    doc.querySelectorAll("[data-filter-list]").forEach(function (i) { typed[i.id] = i.value; });
+    // what was typed in a facet's value search survives the swap (facets.js searches it again)
+    doc.querySelectorAll("[data-facet-search]").forEach(function (i) { typed[i.id] = i.value; });
 
     fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin",
                  signal: controller ? controller.signal : undefined })
@@ -114,7 +96,10 @@
         showJsOnly();
         Object.keys(typed).forEach(function (id) {
           var input = doc.getElementById(id);
-          if (input && typed[id]) { input.value = typed[id]; applyFilter(input); }
+          if (input && typed[id]) {
+            input.value = typed[id];
+            input.dispatchEvent(new Event("input", { bubbles: true }));
+          }
         });
         restoreFocus(opts);
       })
