@@ -397,10 +397,10 @@ def _request_warnings(params: SearchParams, data: dict, last: int, *, api: bool)
 
 
 def _etag(*parts: str) -> str:
-    """A validator of an API answer: the served generation, the settings that shape answers and the
-    normalised request (``parts``).  Weak, because ``took_ms`` differs between two answers that
+    """A validator of an API answer: the served articles and rules (SearchEngine.validator), the
+    settings that shape answers and the normalised request (``parts``).  Weak, because ``took_ms`` differs between two answers that
     are otherwise the same (and a compressed body is the same answer as well)."""
-    gen = _run(lambda: engine().generation().name)
+    gen = _run(engine().validator)
     cfg = current_app.config
     key = "\0".join([__version__, gen, *(str(cfg[k]) for k in ("KB_PER_PAGE", "KB_MAX_PAGE", "KB_FACET_LIMIT")),
                      *parts])

@@ -18,6 +18,7 @@ searches of that generation raise :class:`IndexDamaged` instead of killing the p
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -349,8 +350,23 @@ class SearchEngine:
         self._stamp: tuple[int, int] | None = None
         self._watcher: threading.Thread | None = None
         self._closed = threading.Event()
+        # the query-time rules in force: an edited synonyms or labels file changes answers
+        rules = repr((sorted(self.synonyms.rules.items()), sorted(self.labels.labels.items()),
+                      sorted(self.labels.twins.items())))
+        self._rules_digest = hashlib.blake2b(rules.encode(), digest_size=8).hexdigest()
 
     # -- generations -----------------------------------------------------------------------
+
+    def validator(self) -> str:
+        """What this engine's answers depend on, for HTTP validators (ETags): the served articles
+        and the rules in force.  The articles are named by their commit when ``kb sync`` built
+        the generation (with its format), so replicas that each built one commit give the same
+        validator and a balancer's caches revalidate across them; else by the generation."""
+        gen = self.generation()
+        commit = gen.manifest.get("commit")
+        sha = commit.get("sha") if isinstance(commit, dict) else None
+        served = f"commit:{sha}:{gen.manifest.get('format')}" if sha else gen.name
+        return f"{served}:{self._rules_digest}"
 
     def generation(self) -> Generation:
         """The current generation, reopened when ``CURRENT`` has changed since the last call."""

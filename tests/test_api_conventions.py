@@ -106,6 +106,38 @@ def test_a_rebuilt_index_changes_the_etag(tmp_path, sample_dir):
     assert again.headers["ETag"] != first.headers["ETag"]
 
 
+def test_replicas_built_from_one_commit_share_etags(tmp_path, sample_dir):
+    """Behind a balancer the next request may reach another replica: built from the same commit
+    (kb sync records it), its answers carry the same validators, so a cache's 304 still holds."""
+    commit = {"sha": "a" * 40, "time": "2026-12-01T10:00:00Z"}
+    clients = []
+    for n in (1, 2):
+        build(sample_dir, tmp_path / f"index{n}", full=True, workers=1, commit_info=commit)
+        clients.append(create_app({"KB_INDEX": str(tmp_path / f"index{n}"), "TESTING": True}).test_client())
+    first = clients[0].get("/api/v1/search?q=connect")
+    again = clients[1].get("/api/v1/search?q=connect", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    # another commit, or a build that names none, is another validator
+    build(sample_dir, tmp_path / "index3", full=True, workers=1, commit_info={**commit, "sha": "b" * 40})
+    build(sample_dir, tmp_path / "index4", full=True, workers=1)
+    for n in (3, 4):
+        other = create_app({"KB_INDEX": str(tmp_path / f"index{n}"), "TESTING": True}).test_client()
+        assert other.get("/api/v1/search?q=connect").headers["ETag"] != first.headers["ETag"]
+
+
+def test_edited_synonyms_change_the_etag(tmp_path, sample_index, monkeypatch):
+    """The synonyms file is read when a server starts: after an edit and a restart the same
+    generation answers differently, so its validators differ too."""
+    rules = tmp_path / "synonyms.txt"
+    monkeypatch.setenv("KB_SYNONYMS", str(rules))
+    etags = []
+    for text in ("connect, reach\n", "connect, reach, attach\n"):
+        rules.write_text(text)
+        app = create_app({"KB_INDEX": str(sample_index), "TESTING": True})
+        etags.append(app.test_client().get("/api/v1/search?q=connect").headers["ETag"])
+    assert etags[0] != etags[1]
+
+
 def test_if_none_match_star_does_not_turn_a_404_into_a_304(client):
     assert client.get("/api/v1/articles/nope", headers={"If-None-Match": "*"}).status_code == 404
 
