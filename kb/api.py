@@ -501,15 +501,21 @@ def facet_values_data(name: str, args: MultiDict) -> dict:
     return data
 
 
+def _conditional(etag: str, produce):
+    """A bodiless 304 when the client holds ``etag``, else the JSON of ``produce()`` with its
+    validator and cache headers."""
+    not_modified = _not_modified(etag)
+    if not_modified is not None:
+        return not_modified
+    return _cache_headers(jsonify(produce()), etag)
+
+
 @bp.get(f"{API_PREFIX}/facets/<name>")
 @bp.get("/api/facets/<name>")
 def api_facet_values(name: str):
     """A facet's values matching ``prefix`` (value or label), with disjunctive counts for a search."""
-    etag = _etag("facets", name, urlencode(sorted(request.args.items(multi=True))))
-    not_modified = _not_modified(etag)
-    if not_modified is not None:
-        return not_modified
-    return _cache_headers(jsonify(facet_values_data(name, request.args)), etag)
+    return _conditional(_etag("facets", name, urlencode(sorted(request.args.items(multi=True)))),
+                        lambda: facet_values_data(name, request.args))
 
 
 @bp.get(f"{API_PREFIX}/articles/<path:article_id>")
@@ -517,11 +523,8 @@ def api_facet_values(name: str):
 def api_article(article_id: str):
     """One whole article as structured data; placeholder values may be given (see kb.personalise)."""
     # the placeholder values shape the answer, so they are part of its validator
-    etag = _etag("article", article_id, urlencode(sorted(request.args.items(multi=True))))
-    not_modified = _not_modified(etag)
-    if not_modified is not None:
-        return not_modified
-    return _cache_headers(jsonify(article_data(article_id, request.args)), etag)
+    return _conditional(_etag("article", article_id, urlencode(sorted(request.args.items(multi=True)))),
+                        lambda: article_data(article_id, request.args))
 
 
 @bp.get(f"{API_PREFIX}/articles/<path:article_id>/related")
@@ -546,12 +549,7 @@ def api_suggest():
     if len(q) > MAX_QUERY_CHARS:
         raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
     q = " ".join(_CONTROL_RE.sub(" ", q).split())
-    etag = _etag("suggest", q)
-    not_modified = _not_modified(etag)
-    if not_modified is not None:
-        return not_modified
-    data = _run(lambda: suggest(engine().generation(), q))
-    return _cache_headers(jsonify(data), etag)
+    return _conditional(_etag("suggest", q), lambda: _run(lambda: suggest(engine().generation(), q)))
 
 
 @bp.get(f"{API_PREFIX}/openapi.json")

@@ -6,6 +6,8 @@ A small corpus written here, with known counts, indexed once for the module; the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kb.facetlabels import FacetLabels
@@ -41,13 +43,19 @@ def _article(name: str, service: str, tags: str, kind: str, clouds: str) -> str:
     return f"<properties\n{attrs}\n/>\n\n# Certificate renewal {name}\n\nRenew the certificate in the portal.\n"
 
 
-@pytest.fixture(scope="module")
-def facet_index(tmp_path_factory):
-    root = tmp_path_factory.mktemp("facets")
+def write_articles(root) -> Path:
+    """The test corpus under ``root/articles`` (its folder returned, for more articles)."""
     folder = root / "articles" / "microsoft.test"
     folder.mkdir(parents=True)
     for row in ARTICLES:
         (folder / f"{row[0]}.md").write_text(_article(*row))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def facet_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("facets")
+    write_articles(root)
     build(root / "articles", root / "index", full=True, workers=1)
     (root / "labels.txt").write_text(LABELS)
     return root

@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 from playwright.sync_api import expect
 from test_browser import DESKTOP, PHONE, Tab, total
-from test_facets import ARTICLES, _article
+from test_facets import _article, write_articles
 from test_serve import Server
 
 from kb.index import build
@@ -33,10 +33,7 @@ def serve(index: Path) -> Server:
 def small_site(tmp_path_factory):
     """``kb serve`` over the facet test corpus plus enough articles for long lists."""
     root = tmp_path_factory.mktemp("facet-site")
-    folder = root / "articles" / "microsoft.test"
-    folder.mkdir(parents=True)
-    for row in ARTICLES:
-        (folder / f"{row[0]}.md").write_text(_article(*row))
+    folder = write_articles(root)
     for n in range(12):  # twelve more services: the Service list is long enough for its filter box
         (folder / f"extra{n}.md").write_text(_article(f"extra{n}", f"microsoft.extra{n}", f"tag{n}", "generic", "public"))
     build(root / "articles", root / "index", full=True, workers=1)
