@@ -161,7 +161,9 @@ def search_page():
         notes.append(f"There is no page {params.page}; the last page, {data['pages']}, is shown.")
         params = replace(params, page=data["pages"])
         data = search_data(params, "/")
-    if not params.prefix:  # searches as you type are not searches the agent made
+    # The page's script marks the searches it makes as the agent types (and Enter on a search it
+    # has already had recorded once the typing settled) "X-KB-Record: no": one search, one event.
+    if request.headers.get("X-KB-Record") != "no":
         analytics.note_search(recorder(), params, data, "page")
     if recorder() is not None:
         # the result link carries the query and position, so an opened result is recorded

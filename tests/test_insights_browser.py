@@ -65,3 +65,39 @@ def test_without_the_token_the_browser_gets_no_data(site, browser):
         assert answer.status == 401
         assert "Top queries" not in answer.text() and "top_queries" not in answer.text()
     context.close()
+
+
+def _zero_result_counts(context, site) -> dict[str, int]:
+    answer = context.request.get(site.url + "/api/v1/insights?since=1d",
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    return {row["query"]: row["searches"] for row in answer.json()["zero_result_queries"]}
+
+
+def _wait_for(condition, page, tries: int = 40):
+    for _ in range(tries):  # the workers write in the background, within about half a second
+        if condition():
+            return
+        page.wait_for_timeout(250)
+
+
+def test_a_search_typed_but_never_submitted_is_recorded_once(site, browser):
+    """Search as you type: the keystrokes' searches are not recorded, the search the agent
+    stopped at is (once its results have stood), and Enter on it afterwards adds nothing."""
+    context = browser.new_context(viewport=DESKTOP)
+    tab = Tab(context.new_page())
+    page = tab.page
+    page.goto(site.url + "/")
+    page.locator("#q").press_sequentially("qqvxj wwzkq", delay=60)
+    expect(page.locator("#result-count")).to_contain_text("qqvxj wwzkq")
+    _wait_for(lambda: "qqvxj wwzkq" in _zero_result_counts(context, site), page)
+    counts = _zero_result_counts(context, site)
+    assert counts.get("qqvxj wwzkq") == 1, counts
+    assert not [q for q in counts if q.startswith("qqvxj") and q != "qqvxj wwzkq"], counts  # no keystrokes
+    page.locator("#q").press("Enter")
+    page.wait_for_url("**/?q=qqvxj+wwzkq")
+    page.goto(site.url + "/?q=qqvxj+yyzzq")  # an ordinary search, recorded as ever: the writer has run
+    _wait_for(lambda: "qqvxj yyzzq" in _zero_result_counts(context, site), page)
+    counts = _zero_result_counts(context, site)
+    assert counts.get("qqvxj wwzkq") == 1 and counts.get("qqvxj yyzzq") == 1, counts
+    assert not tab.errors
+    context.close()

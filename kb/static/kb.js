@@ -75,7 +75,10 @@
     // what was typed in a facet's value search survives the swap (facets.js searches it again)
     doc.querySelectorAll("[data-facet-search]").forEach(function (i) { typed[i.id] = i.value; });
 
-    fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin",
+    var headers = { Accept: "text/html" };
+    // the insights count a search once: not each keystroke's, nor Enter on one already counted
+    if (opts.typing || opts.counted) headers["X-KB-Record"] = "no";
+    fetch(url, { headers: headers, credentials: "same-origin",
                  signal: controller ? controller.signal : undefined })
       .then(function (res) {
         var type = res.headers.get("content-type") || "";
@@ -102,6 +105,7 @@
           }
         });
         restoreFocus(opts);
+        if (opts.typing) settle(url);
       })
       .catch(function (err) {
         if ((err && err.name === "AbortError") || ticket !== latest) return;
@@ -162,8 +166,47 @@
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     clearTimeout(typingTimer);
-    navigate(formUrl(false), { push: true });
+    var url = formUrl(false);
+    unsettled = null;
+    clearTimeout(settleTimer);
+    navigate(url, { push: true, counted: searchKey(url) === counted });
   });
+
+  /* -- a search typed but never submitted still counts for the insights (the queries that found
+   * nothing above all): once a typed search's results have stood for SETTLE_MS without a newer
+   * keystroke, or a result is opened or the page left before that, the page asks for it once
+   * more without the "don't record" header (a HEAD: the server records it, its answer comes
+   * from the result cache and no body travels).  Enter on that same search is not counted again. -- */
+  var SETTLE_MS = 1500;
+  var settleTimer = 0;
+  var unsettled = null;
+  var counted = null;
+  function searchKey(url) {
+    var params = new URL(url, location.href).searchParams;
+    params.delete("prefix");
+    params.delete("page");
+    params.set("q", (params.get("q") || "").trim().replace(/\s+/g, " "));
+    params.sort();
+    return params.toString();
+  }
+  function settle(url) {
+    unsettled = url;
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(recordTyped, SETTLE_MS);
+  }
+  function recordTyped() {
+    clearTimeout(settleTimer);
+    if (!unsettled) return;
+    var url = unsettled;
+    unsettled = null;
+    counted = searchKey(url);
+    fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store", keepalive: true })
+      .catch(function () {});
+  }
+  doc.addEventListener("click", function (ev) {
+    if (ev.target.closest && ev.target.closest("a.result-link")) recordTyped();
+  }, true);
+  window.addEventListener("pagehide", recordTyped);
 
   /* -- search as you type (issue 13): 150 ms after the last keystroke the results are swapped in
    * place, the word being typed read as a prefix (prefix=1 unless it ends with a space); the URL
@@ -173,6 +216,8 @@
   form.addEventListener("input", function (ev) {
     if (ev.target !== searchBox()) return;
     clearTimeout(typingTimer);
+    clearTimeout(settleTimer);  // still typing: what was shown so far is not the search
+    unsettled = null;
     typingTimer = setTimeout(function () {
       var value = searchBox().value;
       navigate(formUrl(/\S$/.test(value)), { replace: true, typing: true });
