@@ -34,7 +34,7 @@ from .personalise import blade_links, personalise, request_values
 from .render import render_article
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
-from .sync import read_status
+from .sync import read_status, with_liveness
 from .suggest import suggest
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
@@ -587,7 +587,7 @@ def healthz():
     return jsonify({"status": "ok", **info, "warnings": list(info.get("warnings", [])),
                     "commit": commit.get("sha"), "commit_time": commit.get("time"),
                     "age_seconds": _age_seconds(info.get("built_at")),
-                    "sync": read_status(current_app.config["KB_INDEX"])}), 200, _NO_STORE
+                    "sync": with_liveness(read_status(current_app.config["KB_INDEX"]))}), 200, _NO_STORE
 
 
 @bp.get("/readyz")

@@ -333,7 +333,7 @@ def sync_cmd(url, branch, every, index_dir, clone_dir, subdir, once, allow_empty
 
     Example: kb sync --git https://github.com/org/articles.git --every 5m --index ./index
     """
-    from .sync import Syncer, parse_interval, stop_on_signals
+    from .sync import Syncer, SyncError, parse_interval, stop_on_signals
 
     try:
         seconds = parse_interval(every)
@@ -344,6 +344,11 @@ def sync_cmd(url, branch, every, index_dir, clone_dir, subdir, once, allow_empty
                         allow_empty=allow_empty, every=seconds, log=lambda line: click.echo(line, err=True))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--clone") from None
+    try:
+        syncer.lock()
+    except SyncError as exc:
+        click.echo(f"kb sync: {exc}", err=True)
+        sys.exit(1)
     if once:
         sys.exit(0 if syncer.cycle() else 1)
     syncer.run(stop_on_signals())

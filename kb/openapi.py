@@ -328,7 +328,10 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
                            "last_error": {"type": ["object", "null"]},
                            "url": _STR, "branch": _STR,
                            "commit": {"type": ["object", "null"], "description": "The fetched commit: sha, time."},
-                           "served": {**_NULLABLE_STR, "description": "The commit of the served generation."}},
+                           "served": {**_NULLABLE_STR, "description": "The commit of the served generation."},
+                           "running": {"type": "boolean", "description": "Whether that kb sync process is alive."},
+                           "stale": {"type": "boolean", "description": "Its last cycle began more than three "
+                                     "intervals and a minute ago: the sync has stopped or hangs."}},
         },
         "Ready": {
             "type": "object",

@@ -13,6 +13,8 @@ directory delete what they do not know.
 
 from __future__ import annotations
 
+import calendar
+import fcntl
 import json
 import os
 import re
@@ -68,6 +70,30 @@ def read_status(index_dir: str | os.PathLike) -> dict | None:
     return status if isinstance(status, dict) else None
 
 
+def with_liveness(status: dict | None) -> dict | None:
+    """``status`` with ``running`` (its ``kb sync`` process is alive on this machine) and ``stale``
+    (its last cycle began more than three intervals and a minute ago: a monitor should look)."""
+    if status is None:
+        return None
+    pid = status.get("pid")
+    running = False
+    if isinstance(pid, int) and pid > 0:
+        try:
+            os.kill(pid, 0)
+            running = True
+        except PermissionError:  # alive, owned by another user
+            running = True
+        except OSError:
+            running = False
+    try:
+        began = calendar.timegm(time.strptime(status["last_attempt"], "%Y-%m-%dT%H:%M:%SZ"))
+        every = float(status.get("every_seconds") or 0)
+        stale = time.time() - began > 3 * every + 60
+    except (KeyError, TypeError, ValueError, OverflowError):
+        stale = True
+    return {**status, "running": running, "stale": stale}
+
+
 def redact(url: str) -> str:
     """``url`` without a password or token (``https://user:token@host/`` -> ``https://host/``)."""
     try:
@@ -120,6 +146,25 @@ class Syncer:
             raise ValueError(f"the clone {self.clone_dir} must not be inside the index directory "
                              f"{self.index_dir} (its sweeps delete what they do not know)")
         self.status: dict = read_status(self.index_dir) or {}
+
+    def lock(self) -> None:
+        """Hold the clone for this process's lifetime: a second ``kb sync`` on the same clone
+        would reset it under the first one's build.  :class:`SyncError` when another holds it."""
+        path = self.clone_dir.with_name(self.clone_dir.name + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # kept open: the lock lasts as long as the process
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise SyncError(f"another kb sync (pid {holder}) is using the clone {self.clone_dir}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_handle = handle
 
     @property
     def articles_dir(self) -> Path:

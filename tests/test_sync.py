@@ -221,6 +221,11 @@ def test_a_looping_sync_picks_up_a_pushed_commit_and_stops_on_sigterm(tmp_path, 
         head = repo.commit("a new title")
         wait_for(lambda: (read_status(index) or {}).get("served") == head, proc)
         assert search_titles(index, "wombat tunnel")[0] == "Wombat tunnel drops after ninety seconds"
+        sync = health(index)[1]["sync"]
+        assert (sync["running"], sync["stale"]) == (True, False), sync
+        # a second kb sync on the same clone would reset it under the first one's build
+        status, log = kb_sync(index, url=repo.bare)
+        assert status == 1 and f"another kb sync (pid {proc.pid})" in log, log
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -228,6 +233,7 @@ def test_a_looping_sync_picks_up_a_pushed_commit_and_stops_on_sigterm(tmp_path, 
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, out
+    assert health(index)[1]["sync"]["running"] is False  # a monitor sees the sync has gone
     lines = out.splitlines()
     assert all(line.startswith("kb sync: ") for line in lines), out
     assert any("up to date" in line for line in lines) and sum("build" in line for line in lines) == 2, out
@@ -256,6 +262,15 @@ def test_a_bad_interval_is_a_usage_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "kb", "sync", "--git", "x", "--index", str(tmp_path / "i"),
                            "--every", "soon"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--every" in done.stderr
+
+
+def test_an_old_status_is_stale():
+    from kb.sync import with_liveness
+
+    old = {"pid": 0, "every_seconds": 30, "last_attempt": "2026-01-01T00:00:00Z"}
+    assert with_liveness(old) == {**old, "running": False, "stale": True}
+    now = {**old, "last_attempt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    assert with_liveness(now)["stale"] is False and with_liveness(None) is None
 
 
 def test_credentials_never_reach_the_status():
