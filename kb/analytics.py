@@ -108,6 +108,23 @@ def describe(target: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)
 
 
+def _wal(conn: sqlite3.Connection, seconds: float = 10.0) -> None:
+    """Put a SQLite database in WAL mode.  Switching a new database to WAL takes its exclusive
+    lock without SQLite's busy handler, so several workers opening it at once get "database is
+    locked" at once (15 of 300 tries with 8 threads): retry for up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 class StoreError(Exception):
     """The analytics store could not be opened or written."""
 
@@ -131,7 +148,7 @@ class Store:
                 # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below)
                 self.conn = sqlite3.connect(target, timeout=10.0, isolation_level=None,
                                             check_same_thread=False)
-                self.conn.execute("PRAGMA journal_mode=WAL")
+                _wal(self.conn)
                 self.conn.execute("PRAGMA synchronous=NORMAL")
             self.migrate()
         except StoreError:

@@ -22,7 +22,9 @@ from urllib.parse import unquote_plus
 
 import gunicorn
 from gevent import monkey, socket
+from gunicorn import util
 from gunicorn.http import errors as http_errors
+from gunicorn.http import wsgi
 from gunicorn.http.message import Request
 from gunicorn.http.parser import RequestParser
 from gunicorn.workers.ggevent import GeventWorker
@@ -110,6 +112,44 @@ def _message(exc: BaseException, status: int) -> str:
     return "malformed HTTP request: " + (detail if len(detail) <= 200 else detail[:200] + "…")
 
 
+class OneWriteResponse(wsgi.Response):
+    """gunicorn's response writer, except that the status line and headers leave in the same
+    write as the first body bytes (a search answer is one body of a few KB: one write in all).
+
+    A replica killed mid-answer (SIGKILL, a machine dying) then leaves its balancer either
+    nothing, which nginx retries on another replica, or the whole answer, never a head without
+    its body: nginx has passed a head on to the client before the body arrives, and cannot
+    retry after that, so the client would get a truncated answer.
+    """
+
+    _head = b""
+
+    def send_headers(self) -> None:
+        if self.headers_sent:
+            return
+        tosend = self.default_headers()
+        tosend.extend(f"{name}: {value}\r\n" for name, value in self.headers)
+        self._head = util.to_bytestring("%s\r\n" % "".join(tosend), "latin-1")
+        self.headers_sent = True
+
+    def _emit_body(self, data: bytes) -> None:
+        if self.chunked:
+            data = b"%X\r\n%s\r\n" % (len(data), data)
+        head, self._head = self._head, b""
+        self.sock.sendall(head + data)
+
+    def can_sendfile(self) -> bool:
+        return False  # file bodies (kb's few static files) go through write() and the rule above
+
+    def close(self) -> None:
+        if not self.headers_sent:
+            self.send_headers()
+        if self._head:  # no body at all (HEAD, 304)
+            head, self._head = self._head, b""
+            self.sock.sendall(head)
+        super().close()
+
+
 class KbWorker(GeventWorker):
     """gunicorn's gevent worker with threads left unpatched and errors in kb's shape."""
 
@@ -121,6 +161,8 @@ class KbWorker(GeventWorker):
     def init_process(self) -> None:
         # The one hook gunicorn's parser offers: the class of the messages it reads.
         RequestParser.mesg_class = BoundedRequest
+        # and of the responses it writes: wsgi.create() looks the class up here for each request
+        wsgi.Response = OneWriteResponse
         super().init_process()
 
     def handle_exit(self, sig, frame) -> None:
