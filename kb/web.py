@@ -96,6 +96,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.filters["wbr"] = break_after_dots
     app.jinja_env.filters["steps_text"] = steps_as_text
     app.jinja_env.filters["step_html"] = render_step
+    app.jinja_env.filters["facet_label"] = _facet_label
     app.jinja_env.globals.update(version=__version__, facet_labels=FACET_LABELS, type_labels=TYPE_LABELS, max_query_chars=MAX_QUERY_CHARS)
     return app
 
@@ -142,6 +143,14 @@ def package_dir(package: str) -> str:
 
 
 # -- pages ------------------------------------------------------------------------------------
+
+
+def _facet_label(value: str, facet: str = "service") -> str:
+    """The label of a facet value as the facets show it (kb/facet_labels.txt), for badges and
+    headings; each part of a composite value ("a,b") labelled, the raw value where none is set."""
+    labels = current_app.extensions["kb_engine"].labels
+    parts = [part.strip() for part in str(value).split(",") if part.strip()]
+    return ", ".join(labels.label(facet, part.lower()) for part in parts) or str(value)
 
 
 def _static_asset(filename: str):

@@ -185,8 +185,9 @@ def test_landing_lists_recently_changed_articles_by_service(tmp_path):
     assert welcome.select_one(".welcome-heading").get_text() == "Recently changed articles"
     groups = {g.select_one(".welcome-service").get_text(): [a.get_text() for a in g.select("a")]
               for g in welcome.select(".welcome-group")}
-    assert groups == {"microsoft.web": ["Landing article 5", "Landing article 3", "Landing article 1"],
-                      "microsoft.sql": ["Landing article 4", "Landing article 2", "Landing article 0"]}
+    # grouped under the services' labels (kb/facet_labels.txt)
+    assert groups == {"App Service (Web Apps)": ["Landing article 5", "Landing article 3", "Landing article 1"],
+                      "SQL Database": ["Landing article 4", "Landing article 2", "Landing article 0"]}
 
 
 def test_landing_lists_services_when_files_tell_no_time(tmp_path):

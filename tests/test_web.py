@@ -410,3 +410,16 @@ def test_copies_of_an_article_are_one_card_linking_the_others(client):
 def test_a_query_of_common_words_explains_itself(client):
     soup = BeautifulSoup(client.get("/?q=the+of").get_data(as_text=True), "html.parser")
     assert "common words" in soup.select_one(".notice").get_text()
+
+
+def test_cards_and_article_pages_show_service_labels(client):
+    """The facets say "Virtual Machines (Compute)"; the cards and article pages say the same."""
+    soup = BeautifulSoup(client.get("/?q=rdp&service=microsoft.compute").data, "html.parser")
+    badges = {b.get_text(" ", strip=True) for b in soup.select(".card .badge-service")}
+    assert badges == {"Service: Virtual Machines (Compute)"}
+    link = soup.select_one(".card-title a")["href"].split("?")[0]
+    article = BeautifulSoup(client.get(link).data, "html.parser")
+    assert article.select_one(".eyebrow").get_text() == "Virtual Machines (Compute)"
+    badge = article.select_one("a.badge-service")
+    assert badge.get_text() == "Virtual Machines (Compute)" and badge["title"] == "microsoft.compute"
+    assert "service=microsoft.compute" in badge["href"]
