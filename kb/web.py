@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import __version__, analytics, config as kbconfig
 from .api import BadParameter, SearchParams, article_data, engine as search_engine, error_code, parse_search_args
-from .api import related_data, search_data
+from .api import FACETS, facet_values_data, related_data, search_data
 from .api import bp as api_bp
 from .insights_web import bp as insights_bp
 from .insights_web import note_open, recorder
@@ -187,12 +187,38 @@ def search_page():
         # "Drop a filter" help: how many results the query has with no filters at all.
         unfiltered = search_data(params.unfiltered(), "/")
         data["unfiltered_total"] = unfiltered["total"]
+    _expand_facet(data, params, request.args.get("more", ""))
     prepare_suggestions(search_engine().generation())  # for the keystrokes to come
     welcome = None
     if not params.q and not data["filters"] and params.page == 1:
         welcome = landing(search_engine().generation(), current_app.config)
     return render_template("search.html", data=data, params=params, page_links=_page_links(data),
                            notes=notes, welcome=welcome)
+
+
+#: Most values a facet lists when it is shown whole (the real corpus has about 140 services).
+MORE_LIMIT = 1000
+
+
+def _expand_facet(data: dict, params: SearchParams, more: str) -> None:
+    """Without JavaScript "Show more" is a link, ``?…&more=service``: that facet is listed whole
+    (its values as the facet value search gives them, ``(none)`` kept).  Each cut list gets its
+    ``more_url``."""
+    base = params.query_string(current_app.config["KB_PER_PAGE"])
+    for name, info in data.get("facet_info", {}).items():
+        if info.get("truncated"):
+            info["more_url"] = f"/?{base}&more={name}" if base else f"/?more={name}"
+    if more not in FACETS or not data["facet_info"].get(more, {}).get("truncated"):
+        return
+    args = MultiDict([("q", params.q), *((name, v) for name in FACETS for v in params.selected(name)),
+                      ("limit", str(MORE_LIMIT))])
+    whole = facet_values_data(more, args)
+    none = [v for v in data["facets"][more] if v["value"] == "(none)"]
+    listed = {v["value"] for v in whole["values"]}
+    data["facets"][more] = whole["values"] + [v for v in none if v["value"] not in listed]
+    data["facet_info"][more].update(truncated=whole["truncated"], other_values=max(0, whole["total_values"] - len(listed)))
+    if not whole["truncated"]:
+        data["facet_info"][more].pop("more_url", None)
 
 
 def _page_params(args) -> tuple[SearchParams, list[str]]:

@@ -117,6 +117,29 @@ def test_a_value_search_survives_ticking_a_value_it_found(real_site, tab):
     assert not tab.errors
 
 
+def test_show_more_without_javascript_lists_the_whole_facet(real_site, browser):
+    """Without JavaScript "Show more" is a link: the page comes back with that facet whole, and
+    a value found there filters through the form's Apply button."""
+    context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(real_site.url + "/?q=vm")
+        keyvault = page.locator('#facet-list-service li[data-value="microsoft.keyvault"]')
+        expect(keyvault).to_have_count(0)
+        listed = page.locator("#facet-list-service li").count()
+        page.locator("[data-nojs-note] a").first.click()
+        page.wait_for_url(re.compile(r"more=service"))
+        assert page.locator("#facet-list-service li").count() > listed
+        expect(page.locator('#facet-list-service li[data-value="(none)"]')).to_have_count(1)
+        keyvault.locator("input").check()
+        page.get_by_role("button", name="Apply filters").click()
+        page.wait_for_url(re.compile(r"service=microsoft\.keyvault"))
+        expected = page.request.get(real_site.url + "/api/v1/search?q=vm&service=microsoft.keyvault").json()["total"]
+        assert total(page) == expected > 0
+    finally:
+        context.close()
+
+
 def test_service_facet_is_visible_without_javascript(small_site, browser):
     context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
     page = context.new_page()
