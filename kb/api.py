@@ -466,7 +466,8 @@ def api_search():
     data = search_data(params, base)
     if params.page > data["pages"]:
         raise PageOutOfRange(params.page, data["pages"], data["total_groups"])
-    note_search(current_app.extensions.get("kb_analytics"), params, data, "api")
+    if not params.prefix:  # a keystroke of a search being typed is not a search (as on the page)
+        note_search(current_app.extensions.get("kb_analytics"), params, data, "api")
     return _cache_headers(jsonify(data), etag)
 
 

@@ -360,7 +360,9 @@ def openapi_document(*, max_page: int, max_per_page: int, default_per_page: int,
          "schema": {"type": "integer", "minimum": 1, "maximum": max_per_page, "default": default_per_page}},
         {"name": "prefix", "in": "query", "schema": {"type": "integer", "enum": [0, 1], "default": 0},
          "description": "1: search as you type; the last word of q is the start of a word and is searched as "
-                        "the most common words it begins (within the wildcard budget; one letter: none yet)."},
+                        "the most common words it begins (within the wildcard budget; one letter: none yet). "
+                        "Such keystroke searches are not recorded for the search insights: send the "
+                        "search the user settles on without it."},
         _IF_NONE_MATCH,
     ]
     return {

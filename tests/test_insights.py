@@ -93,6 +93,18 @@ def test_the_bare_search_page_and_a_second_internal_search_are_not_searches(clie
     assert rows(db, "SELECT COUNT(*) FROM kb_searches") == [(1,)]
 
 
+def test_keystroke_searches_are_not_recorded_but_the_page_marks_its_own(client, app, db):
+    """A bot searching as it types (prefix=1) records the search it settles on, not each
+    keystroke; the page's own typing requests say "X-KB-Record: no", its settled search does not."""
+    for typed in ("blu", "blue scr"):
+        client.get(f"/api/v1/search?q={typed.replace(' ', '+')}&prefix=1")
+        client.get(f"/?q={typed.replace(' ', '+')}&prefix=1", headers={"X-KB-Record": "no"})
+    client.get("/api/v1/search?q=blue+screen")
+    client.head("/?q=blue+scr&prefix=1")  # the page: typing settled on "blue scr"
+    flush(app)
+    assert sorted(rows(db, "SELECT source, norm FROM kb_searches")) == [("api", "blue screen"), ("page", "blue scr")]
+
+
 def test_the_query_is_capped_and_control_characters_dropped(client, app, db):
     assert client.get("/api/search?q=" + "a%07bc+" * 99).status_code == 200
     flush(app)
