@@ -35,6 +35,7 @@ from .render import render_article
 from .query import MAX_QUERY_CHARS
 from .search import FACETS, IndexDamaged, IndexMissing, SearchEngine, SearchTimeout
 from .sync import read_status, with_liveness
+from .whooshcodec import SegmentDamaged
 from .suggest import suggest
 
 #: The parameters of a search; each facet's values are selected by a parameter of its name.
@@ -244,11 +245,13 @@ class IndexUnavailable(ServiceUnavailable):
 
 
 def _run(method, *args, **kwargs):
-    """Call the engine: a missing index and a search past its deadline (the engine checks it,
-    kb.deadline) become 503s."""
+    """Call the engine (or what reads its generation, as suggestions do): a missing or damaged
+    index and a search past its deadline (the engine checks it, kb.deadline) become 503s."""
     seconds = current_app.config.get("KB_SEARCH_TIMEOUT", SEARCH_TIMEOUT)
     try:
         return method(*args, **kwargs)
+    except SegmentDamaged as exc:  # read outside the engine's own checks (related, suggestions)
+        raise IndexUnavailable(str(IndexDamaged.of(exc)), "index_damaged") from None
     except IndexMissing as exc:
         code = "index_damaged" if isinstance(exc, IndexDamaged) else "index_missing"
         raise IndexUnavailable(str(exc), code) from None

@@ -80,6 +80,11 @@ class GenerationGone(Exception):
 class IndexDamaged(IndexMissing):
     """A file of the served generation is damaged (truncated, overwritten): rebuild the index."""
 
+    @classmethod
+    def of(cls, exc: SegmentDamaged) -> IndexDamaged:
+        """What a damaged segment means to whoever asked: rebuild the index."""
+        return cls(f"{exc}; rebuild the index with `kb index --full`")
+
 
 class Facet:
     """One facet's values as ordinals: ``docs[i]`` carries value ``values[ords[i]]``.
@@ -248,7 +253,7 @@ class Generation:
             self.stats = FieldStats(reader, FIELD_WEIGHTS)
         except SegmentDamaged as exc:
             self.close()
-            raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+            raise IndexDamaged.of(exc) from None
         self.stats.cache_bytes = postings_cache
         self.alive = self.stats.alive
         self.doc_count = int(self.alive.sum())
@@ -483,7 +488,7 @@ class SearchEngine:
             try:
                 out, cacheable = self._search(gen, q, selected, page, per_page, facet_limit, deadline, prefix)
             except SegmentDamaged as exc:
-                raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+                raise IndexDamaged.of(exc) from None
             if cacheable and gen.results.limit > 0:
                 gen.results.put(key, json.dumps(out, separators=(",", ":")).encode())
         out["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
@@ -512,7 +517,7 @@ class SearchEngine:
             base = self._facet_bases(gen, matched, chosen)[0][name]
             values, found = gen.facets[name].matching(base, prefix, chosen[name], limit)
         except SegmentDamaged as exc:
-            raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+            raise IndexDamaged.of(exc) from None
         return {"facet": name, "query": q, "prefix": prefix, "values": values, "total_values": found,
                 "truncated": found > len(values), "took_ms": round((time.perf_counter() - started) * 1000, 2)}
 
@@ -666,7 +671,7 @@ class SearchEngine:
                 return None
             data = json.loads(gen.article_data(docnum))
         except SegmentDamaged as exc:
-            raise IndexDamaged(f"{exc}; rebuild the index with `kb index --full`") from None
+            raise IndexDamaged.of(exc) from None
         data.pop("warnings", None)
         data["url"] = article_url(data["id"])
         return data

@@ -275,7 +275,10 @@ def test_a_truncated_segment_while_served_answers_errors_not_a_crash(tmp_path, s
         _truncate_a_segment(Path({str(index_dir)!r}))
         out = {{}}
         for path in ("/api/search?q=disk+error", "/api/search?q=title:vpn*", "/healthz",
-                     "/api/articles/microsoft.compute~rdp-connection-failed", "/"):
+                     "/api/articles/microsoft.compute~rdp-connection-failed",
+                     "/api/articles/microsoft.compute~rdp-connection-failed/related",
+                     "/articles/microsoft.compute~rdp-connection-failed",
+                     "/api/v1/facets/service?q=disk+error", "/api/v1/suggest?q=disk", "/"):
             r = client.get(path)
             out[path] = [r.status_code, (r.get_json(silent=True) or {{}}).get("message", "")]
         print(json.dumps(out))
