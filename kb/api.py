@@ -84,6 +84,11 @@ class UnknownArticle(NotFound):
 
     parameter = "id"
 
+    @classmethod
+    def of(cls, article_id: str) -> UnknownArticle:
+        shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
+        return cls(f"no article with id {shown!r}")
+
 
 class UnknownFacet(NotFound):
     """A 404 for a facet name kb does not have."""
@@ -196,23 +201,37 @@ def parse_search_args(args: MultiDict, config, *, strict: bool) -> SearchParams:
     shared link carrying tracking parameters still opens.
     """
     if strict:
-        for name in args:
-            if name not in SEARCH_PARAMS:
-                shown = name if len(name) <= 40 else name[:40] + "…"
-                raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected one of "
-                                               f"{', '.join(SEARCH_PARAMS)}", "unknown_parameter")
-    q = _single(args, "q") or ""
-    if len(q) > MAX_QUERY_CHARS:
-        raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
+        refuse_unknown(args, SEARCH_PARAMS)
+    q = _query(args)
     # a twin value of the labels file is selected as the value it is merged into
     chosen = engine().selected(**{name: _facet_values(args, name) for name in FACETS})
     return SearchParams(
-        q=_CONTROL_RE.sub(" ", q).strip(),
+        q=q,
         page=_int(args, "page", 1, config["KB_MAX_PAGE"]),
         per_page=_int(args, "per_page", config["KB_PER_PAGE"], config["KB_MAX_PER_PAGE"]),
         **{_SELECTION_FIELDS[name]: tuple(values) for name, values in chosen.items()},
         prefix=_flag(args, "prefix"),
     )
+
+
+def refuse_unknown(args: MultiDict, known: tuple[str, ...]) -> None:
+    """A 400 ``unknown_parameter`` naming the first parameter of ``args`` not in ``known``: a
+    bot's typo (``perpage=``) fails loudly instead of being ignored."""
+    for name in args:
+        if name not in known:
+            shown = name if len(name) <= 40 else name[:40] + "…"
+            raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected "
+                                           f"{'one of ' if len(known) > 1 else ''}{', '.join(known)}",
+                               "unknown_parameter")
+
+
+def _query(args: MultiDict) -> str:
+    """The ``q`` of ``args``: at most MAX_QUERY_CHARS (a 400 otherwise), control characters as
+    spaces, trimmed."""
+    q = _single(args, "q") or ""
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
+    return _CONTROL_RE.sub(" ", q).strip()
 
 
 def _flag(args: MultiDict, name: str) -> bool:
@@ -341,8 +360,7 @@ def article_data(article_id: str, args: MultiDict | None = None) -> dict:
     """
     found = _run(engine().article, article_id) if ARTICLE_ID_RE.fullmatch(article_id) else None
     if found is None:
-        shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
-        raise UnknownArticle(f"no article with id {shown!r}")
+        raise UnknownArticle.of(article_id)
     if args:
         found = _personalised(found, args)
     found["html"] = _article_html(found)
@@ -354,8 +372,7 @@ def related_data(article_id: str, limit: int = 5) -> list[dict]:
     """Articles like ``article_id`` as search results (see SearchEngine.related); raises NotFound."""
     found = _run(engine().related, article_id, limit) if ARTICLE_ID_RE.fullmatch(article_id) else None
     if found is None:
-        shown = article_id if len(article_id) <= 100 else article_id[:100] + "…"
-        raise UnknownArticle(f"no article with id {shown!r}")
+        raise UnknownArticle.of(article_id)
     for result in found:
         result["api_url"] = f"{API_PREFIX}/articles/{result['id']}"
     return found
@@ -487,10 +504,7 @@ def facet_values_data(name: str, args: MultiDict) -> dict:
     ``args`` (see SearchEngine.facet_values), each with the ``toggle_url`` of the search page."""
     if name not in FACETS:
         raise UnknownFacet(f"no facet {name[:40]!r}; the facets are {', '.join(FACETS)}")
-    for arg in args:
-        if arg not in FACET_SEARCH_PARAMS:
-            raise BadParameter(arg[:100], f"unknown parameter {arg[:40]!r}; expected one of "
-                                          f"{', '.join(FACET_SEARCH_PARAMS)}", "unknown_parameter")
+    refuse_unknown(args, FACET_SEARCH_PARAMS)
     prefix = _CONTROL_RE.sub(" ", _single(args, "prefix") or "").strip()
     if len(prefix) > MAX_FACET_VALUE_CHARS:
         raise BadParameter("prefix", f"prefix must be at most {MAX_FACET_VALUE_CHARS} characters")
@@ -545,14 +559,8 @@ def api_related(article_id: str):
 @bp.get("/api/suggest")
 def api_suggest():
     """Article titles and error codes matching what is being typed (see kb.suggest)."""
-    for name in request.args:
-        if name != "q":
-            shown = name if len(name) <= 40 else name[:40] + "…"
-            raise BadParameter(name[:100], f"unknown parameter {shown!r}; expected q", "unknown_parameter")
-    q = _single(request.args, "q") or ""
-    if len(q) > MAX_QUERY_CHARS:
-        raise BadParameter("q", f"q must be at most {MAX_QUERY_CHARS} characters")
-    q = " ".join(_CONTROL_RE.sub(" ", q).split())
+    refuse_unknown(request.args, ("q",))
+    q = " ".join(_query(request.args).split())
     return _conditional(_etag("suggest", q), lambda: _run(lambda: suggest(engine().generation(), q)))
 
 
