@@ -454,9 +454,14 @@ def _close_all() -> None:
         recorder.close(timeout=5.0)
 
 
+def enabled(config) -> bool:
+    """Whether the settings record insights (``KB_ANALYTICS``, on unless 0)."""
+    return bool(int(config.get("KB_ANALYTICS", 1)))
+
+
 def recorder_for(config, log: logging.Logger | None = None) -> Recorder | None:
     """The recorder the settings ask for, or None when ``KB_ANALYTICS`` is 0."""
-    if not int(config.get("KB_ANALYTICS", 1)):
+    if not enabled(config):
         return None
     target = store_target(config)
     return Recorder(lambda: Store(target), days=float(config.get("KB_ANALYTICS_DAYS", 90)), log=log)

@@ -8,12 +8,12 @@ so the services with the most articles are listed to browse by.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 
 from . import analytics
+from .generations import read_sources
 from .whooshcodec import SegmentDamaged
 
 #: Articles listed at most, and per service.
@@ -52,9 +52,12 @@ def landing(gen, config) -> dict:
 
 def _article(gen, article_id: str) -> dict | None:
     docnum = gen.docnum(article_id)
-    if docnum is None:
-        return None
-    fields = gen.searcher.stored_fields(docnum)
+    return None if docnum is None else _listed(gen.searcher.stored_fields(docnum))
+
+
+def _listed(fields: dict) -> dict:
+    """What the landing page lists of an article, from its stored fields."""
+    article_id = fields.get("id", "")
     return {"id": article_id, "title": fields.get("title") or article_id, "url": f"/articles/{article_id}",
             "service": fields.get("service") or ""}
 
@@ -69,7 +72,7 @@ def _grouped(kind: str, articles: list[dict]) -> dict:
 
 
 def _most_opened(gen, config) -> dict | None:
-    if not config.get("KB_ANALYTICS") or str(config.get("KB_ANALYTICS")) == "0":
+    if not analytics.enabled(config):
         return None
     try:
         store = analytics.Store(analytics.store_target(config))
@@ -93,9 +96,8 @@ def _most_opened(gen, config) -> dict | None:
 
 
 def _recent(gen) -> dict | None:
-    try:
-        stats = json.loads((gen.path / "sources.json").read_text())["stats"]
-    except (OSError, ValueError, KeyError, TypeError):
+    stats = read_sources(gen.path).get("stats")
+    if not isinstance(stats, dict):
         return None
     times = {path: st[1] for path, st in stats.items() if isinstance(st, list) and len(st) > 1}
     if len(set(times.values())) < 2:
@@ -106,10 +108,8 @@ def _recent(gen) -> dict | None:
         docnum = reader.first_id("path", path) if "path" in reader.indexed_field_names() else None
         if docnum is None or not gen.alive[docnum]:
             continue
-        fields = gen.searcher.stored_fields(docnum)
-        found = _article(gen, fields.get("id", ""))
-        if found:
-            articles.append({**found, "changed": time.strftime("%Y-%m-%d", time.gmtime(times[path] / 1e9))})
+        found = _listed(gen.searcher.stored_fields(docnum))
+        articles.append({**found, "changed": time.strftime("%Y-%m-%d", time.gmtime(times[path] / 1e9))})
         if len(articles) >= MAX_ARTICLES:
             break
     return _grouped("recent", articles) if articles else None

@@ -199,6 +199,10 @@ class QueryBuilder:
         """Is the analyzed ``term`` in any text field of the index?"""
         return any(self.reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
 
+    def _postings(self, term: str) -> int:
+        """Postings of ``term`` over the text fields: what searching it reads."""
+        return sum(self.reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
+
     def _spelling(self) -> dict[str, list[tuple[str, int]]]:
         """Words of the ``spell`` field (unstemmed) bucketed by first letter, with doc counts."""
         if self._spell is None:
@@ -455,7 +459,7 @@ class QueryBuilder:
                 continue
             term = terms[0][0]
             seen.add(term)
-            cost = sum(self.reader.doc_frequency(f, term) for f in FIELD_WEIGHTS)
+            cost = self._postings(term)
             if not cost:
                 continue
             if kept and cost > granted - used:  # the first completion is free, like a typed word
@@ -467,7 +471,7 @@ class QueryBuilder:
         rationed = granted < MAX_EXPANDED_POSTINGS
         alts: list[Alternative] = []
         if own and own[0][0] in seen:
-            kept.append((own[0][0], sum(self.reader.doc_frequency(f, own[0][0]) for f in FIELD_WEIGHTS)))
+            kept.append((own[0][0], self._postings(own[0][0])))
         top = max((cost for _t, cost in kept), default=0)
         for term, cost in kept:
             weight = 1.0 if cost == top else max(COMPLETION_MIN_WEIGHT, (cost / top) ** COMPLETION_POWER)

@@ -147,6 +147,10 @@ class Facet:
             mask |= ~self.has
         return mask
 
+    def _counts(self, base: np.ndarray) -> np.ndarray:
+        """Per value, how many of the ``base`` documents carry it."""
+        return np.bincount(self.ords[base[self.docs]], minlength=len(self.values))
+
     def _item(self, i: int, count: int, selected: list[str]) -> dict:
         value = self.values[i]
         return {"value": value, "label": self.labels[i], "count": count, "selected": value in selected}
@@ -159,7 +163,7 @@ class Facet:
         """Value counts among the ``base`` documents, largest first, selected values always listed,
         then :data:`NONE` (when some ``base`` document has no value, or it is selected); and what
         was left out: ``{"truncated", "other_values", "none_count"}``."""
-        counts = np.bincount(self.ords[base[self.docs]], minlength=len(self.values))
+        counts = self._counts(base)
         order = np.lexsort((np.arange(len(self.values)), -counts))
         nonzero = int((counts > 0).sum())
         listed = [self._item(i, int(counts[i]), selected) for i in order[:limit] if counts[i] > 0]
@@ -182,7 +186,7 @@ class Facet:
         document has are left out unless selected; :data:`NONE` is listed when it matches."""
         needle = " ".join(prefix.lower().split())
         squeezed = needle.replace(" ", "")
-        counts = np.bincount(self.ords[base[self.docs]], minlength=len(self.values))
+        counts = self._counts(base)
         hits = [i for i, key in enumerate(self._keys)
                 if (counts[i] > 0 or self.values[i] in selected)
                 and (not needle or needle in key or squeezed in key.replace(" ", ""))]

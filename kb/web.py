@@ -29,7 +29,8 @@ from .landing import landing
 from .suggest import prepare as prepare_suggestions
 from .query import MAX_QUERY_CHARS
 from .render import render_step, steps_as_text
-from .search import SearchEngine
+from .properties import split_list
+from .search import NONE, SearchEngine
 
 #: Every response carries these.  The CSP allows no inline script or style at all, so article
 #: HTML that slipped past the sanitiser still could not run; pages use static files only.
@@ -149,8 +150,7 @@ def _facet_label(value: str, facet: str = "service") -> str:
     """The label of a facet value as the facets show it (kb/facet_labels.txt), for badges and
     headings; each part of a composite value ("a,b") labelled, the raw value where none is set."""
     labels = current_app.extensions["kb_engine"].labels
-    parts = [part.strip() for part in str(value).split(",") if part.strip()]
-    return ", ".join(labels.label(facet, part.lower()) for part in parts) or str(value)
+    return ", ".join(labels.label(facet, part) for part in split_list(str(value))) or str(value)
 
 
 def _static_asset(filename: str):
@@ -213,7 +213,7 @@ def _expand_facet(data: dict, params: SearchParams, more: str) -> None:
     args = MultiDict([("q", params.q), *((name, v) for name in FACETS for v in params.selected(name)),
                       ("limit", str(MORE_LIMIT))])
     whole = facet_values_data(more, args)
-    none = [v for v in data["facets"][more] if v["value"] == "(none)"]
+    none = [v for v in data["facets"][more] if v["value"] == NONE]
     listed = {v["value"] for v in whole["values"]}
     data["facets"][more] = whole["values"] + [v for v in none if v["value"] not in listed]
     data["facet_info"][more].update(truncated=whole["truncated"], other_values=max(0, whole["total_values"] - len(listed)))
