@@ -3,16 +3,21 @@
  * be filtered, and facet clicks, chips and pagination swap the results in place (the URL is
  * pushed, so sharing and the back button still work, and the count is announced). */
 (function () {
+"use strict";
+
+/* Keys typed into a field are text, not the page's shortcuts ("/", j, k): the parts below share
+ * this test, each in a scope of its own. */
+function isTyping(el) {
+  return !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+}
+
+(function () {
   "use strict";
 
   var doc = document;
   var NARROW = "(max-width: 860px)";
 
   function searchBox() { return doc.getElementById("q"); }
-
-  function isTyping(el) {
-    return !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
-  }
 
   // "/" focuses the search box, as on most search sites.
   doc.addEventListener("keydown", function (ev) {
@@ -263,10 +268,6 @@
   var box = doc.getElementById("q");
   var form = doc.getElementById("search-form");
 
-  function isTyping(el) {
-    return !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
-  }
-
   // -- j / k through the results --
   doc.addEventListener("keydown", function (ev) {
     if ((ev.key !== "j" && ev.key !== "k") || ev.ctrlKey || ev.metaKey || ev.altKey || isTyping(ev.target)) return;
@@ -434,4 +435,5 @@
       if (status) status.textContent = "Could not copy; select the text instead.";
     });
   });
+})();
 })();
